@@ -1,0 +1,235 @@
+"""Recording operations and running reverse mode over the recorded graph.
+
+Reverse mode visits the graph once, in reverse topological order, and calls
+one VJP per (node, parent) edge. The VJPs are written in Tensor operations, so
+with ``create_graph=True`` the backward pass is itself recorded and can be
+differentiated again: that is all second order needs.
+
+Batched upstream gradients (``is_grads_batched=True``) carry one extra leading
+axis through every VJP; one pass then yields many vector-Jacobian products at
+once. ``bnp.hessian`` uses this to get all rows of a Hessian in a single pass.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterator, Sequence
+
+from .. import backend
+from .tensor import VJP, Tensor
+
+_grad_enabled = True
+
+
+def is_grad_enabled() -> bool:
+    return _grad_enabled
+
+
+@contextlib.contextmanager
+def _set_grad_enabled(flag: bool) -> Iterator[None]:
+    global _grad_enabled
+    previous, _grad_enabled = _grad_enabled, flag
+    try:
+        yield
+    finally:
+        _grad_enabled = previous
+
+
+class no_grad(contextlib.ContextDecorator):
+    """Context manager and decorator: operations inside are not recorded.
+
+    Tensors computed inside cannot be differentiated; trying to says so.
+    """
+
+    def __enter__(self) -> None:
+        self._ctx = _set_grad_enabled(False)
+        self._ctx.__enter__()
+
+    def __exit__(self, *exc: Any) -> None:
+        self._ctx.__exit__(*exc)
+
+
+def enable_grad() -> contextlib.AbstractContextManager:
+    """Context manager that turns recording back on (inside ``no_grad``)."""
+    return _set_grad_enabled(True)
+
+
+def make_node(data: Any, parents: Sequence[Tensor], vjps: Sequence[VJP | None], op: str) -> Tensor:
+    """Wrap an operation's result; record its parents if any of them needs a gradient."""
+    out = Tensor(backend.ensure_array(data))
+    if any(p.requires_grad for p in parents):
+        if _grad_enabled:
+            out.requires_grad = True
+            out._parents = tuple(parents)
+            out._vjps = tuple(vjps)
+            out._op = op
+        else:
+            out._hint = f"it was computed by '{op}' under bnp.no_grad()"
+    return out
+
+
+def _toposort(roots: Sequence[Tensor]) -> list[Tensor]:
+    """Nodes reachable from ``roots`` that require grad, parents before children.
+
+    Iterative depth-first search: deep graphs (long training loops unrolled,
+    many layers) never hit Python's recursion limit.
+    """
+    order: list[Tensor] = []
+    seen: set[int] = set()
+    stack: list[tuple[Tensor, bool]] = [(r, False) for r in roots if r.requires_grad]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        for p in node._parents:
+            if p.requires_grad and id(p) not in seen:
+                stack.append((p, False))
+    return order
+
+
+def _reaching(order: list[Tensor], targets: Sequence[Tensor]) -> set[int]:
+    """ids of nodes from which some target can be reached (so gradients are needed)."""
+    need = {id(t) for t in targets}
+    for node in order:  # parents come first
+        if any(id(p) in need for p in node._parents):
+            need.add(id(node))
+    return need
+
+
+def _check_grad_shape(g: Tensor, out: Tensor, batched: bool) -> None:
+    expected = out.shape
+    got = g.shape[1:] if batched else g.shape
+    if got != expected:
+        what = "batched grad_outputs (leading batch axis, then the output's shape)" if batched else "grad_outputs"
+        raise ValueError(f"{what}: expected shape {expected} for the output, got {g.shape}")
+
+
+def _seed(outputs: Sequence[Tensor], grad_outputs: Sequence[Any] | None, batched: bool) -> list[Tensor]:
+    seeds = []
+    for k, out in enumerate(outputs):
+        g = None if grad_outputs is None else grad_outputs[k]
+        if g is None:
+            if batched:
+                raise ValueError("is_grads_batched=True needs explicit grad_outputs")
+            if out.size != 1:
+                raise RuntimeError(
+                    f"grad can be implicitly created only for scalar outputs; output {k} has shape "
+                    f"{out.shape}: pass grad (or grad_outputs) of that shape"
+                )
+            g = Tensor(backend.xp().ones(out.shape, dtype=out.dtype))
+        elif not isinstance(g, Tensor):
+            g = Tensor(backend.asarray(g, dtype=out.dtype))
+        _check_grad_shape(g, out, batched)
+        seeds.append(g)
+    return seeds
+
+
+def _not_differentiable(t: Tensor, k: int) -> RuntimeError:
+    why = t._hint or "it does not require grad and has no graph (make a leaf with requires_grad=True)"
+    return RuntimeError(f"output {k} cannot be differentiated: {why}")
+
+
+def _run(
+    outputs: Sequence[Tensor],
+    seeds: list[Tensor],
+    targets: Sequence[Tensor] | None,
+    create_graph: bool,
+    retain_graph: bool,
+) -> dict[int, tuple[Tensor, Tensor]]:
+    """The reverse pass: {id: (node, gradient)} for the leaves, or for ``targets``."""
+    order = _toposort(outputs)
+    need = _reaching(order, targets) if targets is not None else None
+    keep = {id(t) for t in targets} if targets is not None else None
+    grads: dict[int, Tensor] = {}
+    for out, g in zip(outputs, seeds):
+        grads[id(out)] = grads[id(out)] + g if id(out) in grads else g
+    result: dict[int, tuple[Tensor, Tensor]] = {}
+    with _set_grad_enabled(create_graph):
+        for node in reversed(order):
+            g = grads.pop(id(node), None)
+            if g is None:
+                continue
+            if (keep is None and node.is_leaf) or (keep is not None and id(node) in keep):
+                result[id(node)] = (node, g)
+            for parent, vjp in zip(node._parents, node._vjps):
+                if not parent.requires_grad or (need is not None and id(parent) not in need):
+                    continue
+                gp = vjp(g, node)
+                pid = id(parent)
+                grads[pid] = grads[pid] + gp if pid in grads else gp
+    if not retain_graph:
+        for node in order:
+            if node._parents:
+                node._parents, node._vjps = (), ()
+                node._hint = "its graph was freed by an earlier backward (pass retain_graph=True)"
+                node.requires_grad = False
+    return result
+
+
+def backward(out: Tensor, grad: Any = None, retain_graph: bool | None = None, create_graph: bool = False) -> None:
+    """Accumulate gradients of ``out`` into ``.grad`` of the leaves it depends on."""
+    if not out.requires_grad:
+        raise _not_differentiable(out, 0)
+    seeds = _seed([out], None if grad is None else [grad], batched=False)
+    retain = create_graph if retain_graph is None else retain_graph
+    for node, g in _run([out], seeds, None, create_graph, retain).values():
+        node.grad = g if node.grad is None else node.grad + g
+
+
+def grad(
+    outputs: Tensor | Sequence[Tensor],
+    inputs: Tensor | Sequence[Tensor],
+    grad_outputs: Any = None,
+    create_graph: bool = False,
+    retain_graph: bool | None = None,
+    allow_unused: bool = False,
+    is_grads_batched: bool = False,
+) -> tuple[Tensor | None, ...]:
+    """Gradients of ``outputs`` with respect to ``inputs``, returned (``.grad`` untouched).
+
+    Args:
+        outputs: a tensor or a sequence of tensors.
+        inputs: tensors (leaves or intermediate) to differentiate with respect to.
+        grad_outputs: upstream gradients, one per output, each of the output's
+            shape (or, with ``is_grads_batched``, with one extra leading axis).
+            May be omitted for one-element outputs.
+        create_graph: record the backward pass so the result can be
+            differentiated again (needed for Hessians).
+        allow_unused: return None for an input the outputs do not depend on,
+            instead of raising.
+        is_grads_batched: the first axis of every ``grad_outputs`` entry is a
+            batch of upstream vectors; results gain that leading axis.
+
+    Returns:
+        a tuple with one gradient per input, each of shape ``input.shape``
+        (``(B,) + input.shape`` when batched).
+    """
+    outs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    ins = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    if isinstance(grad_outputs, Tensor) or backend.is_array(grad_outputs):
+        grad_outputs = [grad_outputs]
+    for k, o in enumerate(outs):
+        if not o.requires_grad:
+            raise _not_differentiable(o, k)
+    seeds = _seed(outs, grad_outputs, is_grads_batched)
+    retain = create_graph if retain_graph is None else retain_graph
+    grads = _run(outs, seeds, ins, create_graph, retain)
+    result = []
+    for k, t in enumerate(ins):
+        g = grads[id(t)][1] if id(t) in grads else None
+        if g is None and not allow_unused:
+            raise RuntimeError(
+                f"grad: input {k} (shape {t.shape}) is not used to compute the outputs "
+                "(or does not require grad); pass allow_unused=True to get None for it"
+            )
+        result.append(g)
+    return tuple(result)
+
+
+__all__ = ["Tensor", "no_grad", "enable_grad", "is_grad_enabled", "make_node", "grad", "backward"]
+

@@ -1,0 +1,106 @@
+"""All tensor operations in one namespace: the primitives, and the composites
+built from them.
+
+A composite has no VJP of its own; autograd differentiates the primitives it
+is made of, so its higher derivatives are right whenever theirs are.
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any, Sequence
+
+from ._util import as_tensor, normalize_axes
+from .elementwise import abs, add, div, exp, log, maximum, mul, neg, pow, relu, sqrt, tanh, where
+from .linalg import matmul, swapaxes
+from .reductions import max, sum
+from .shapes import astype, broadcast_to, concatenate, getitem, reshape, scatter, sum_to, transpose
+from .tensor import Tensor
+
+__all__ = [
+    "abs", "add", "astype", "broadcast_to", "concatenate", "div", "exp", "flatten", "getitem", "log",
+    "matmul", "max", "maximum", "mean", "min", "minimum", "mul", "neg", "pow", "relu", "reshape", "rpow",
+    "scatter", "sigmoid", "sqrt", "stack", "sub", "sum", "sum_to", "swapaxes", "tanh", "transpose", "var",
+    "where", "expand_dims", "squeeze", "square",
+]
+
+
+def sub(a: Any, b: Any) -> Tensor:
+    """``a - b`` is ``a + (-b)``."""
+    b = as_tensor(b, a if isinstance(a, Tensor) else None, "sub")
+    return add(a, neg(b))
+
+
+def rpow(base: Any, exponent: Tensor) -> Tensor:
+    """``base ** exponent`` for a tensor exponent: ``exp(exponent * log(base))``."""
+    base = as_tensor(base, exponent, "pow")
+    return exp(exponent * log(base))
+
+
+def square(a: Tensor) -> Tensor:
+    return a * a
+
+
+def mean(a: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
+    """Mean over ``axis``: a sum divided by the number of entries summed."""
+    axes = normalize_axes(axis, a.ndim, "mean")
+    count = 1
+    for ax in axes:
+        count *= a.shape[ax]
+    return sum(a, axes, keepdims) / count
+
+
+def var(a: Tensor, axis: Any = None, keepdims: bool = False, correction: int = 0) -> Tensor:
+    """Variance over ``axis``; ``correction=1`` gives the unbiased estimate."""
+    axes = normalize_axes(axis, a.ndim, "var")
+    count = 1
+    for ax in axes:
+        count *= a.shape[ax]
+    centred = a - mean(a, axes, keepdims=True)
+    return sum(centred * centred, axes, keepdims) / (count - correction)
+
+
+def min(a: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
+    return neg(max(neg(a), axis, keepdims))
+
+
+def minimum(a: Any, b: Any) -> Tensor:
+    a = as_tensor(a, b if isinstance(b, Tensor) else None, "minimum")
+    b = as_tensor(b, a, "minimum")
+    return neg(maximum(neg(a), neg(b)))
+
+
+def sigmoid(a: Tensor) -> Tensor:
+    """``1 / (1 + exp(-a))``, computed as ``(1 + tanh(a/2)) / 2``: no overflow for large |a|."""
+    return (tanh(a * 0.5) + 1) * 0.5
+
+
+def flatten(a: Tensor, start_dim: int = 0) -> Tensor:
+    """Merge the axes from ``start_dim`` on into one."""
+    start_dim %= builtins.max(a.ndim, 1)
+    size = 1
+    for s in a.shape[start_dim:]:
+        size *= s
+    return reshape(a, a.shape[:start_dim] + (size,))
+
+
+def expand_dims(a: Tensor, axis: int) -> Tensor:
+    axis = axis % (a.ndim + 1)
+    return reshape(a, a.shape[:axis] + (1,) + a.shape[axis:])
+
+
+def squeeze(a: Tensor, axis: int) -> Tensor:
+    axis %= a.ndim
+    if a.shape[axis] != 1:
+        raise ValueError(f"squeeze: axis {axis} of shape {a.shape} has length {a.shape[axis]}, not 1")
+    return reshape(a, a.shape[:axis] + a.shape[axis + 1 :])
+
+
+def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
+    """Join tensors of equal shape along a new axis."""
+    tensors = list(tensors)
+    shapes = {t.shape for t in tensors}
+    if len(shapes) != 1:
+        raise ValueError(f"stack: all tensors need the same shape, got {[t.shape for t in tensors]}")
+    return concatenate([expand_dims(t, axis) for t in tensors], axis % (tensors[0].ndim + 1))
+

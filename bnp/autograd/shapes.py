@@ -1,0 +1,163 @@
+"""Primitives that move data without arithmetic: reshape, transpose,
+broadcasting, indexing, concatenation, dtype casts.
+
+Every VJP here is again one of these linear maps, so derivatives of any order
+are exact. Upstream gradients may carry leading batch axes; the rules keep
+those in front (``nb`` below counts them).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from .. import backend
+from ._util import batch_ndim, check_same_backend
+from .graph import make_node
+from .tensor import Tensor
+
+
+def reshape(a: Tensor, shape: Sequence[int]) -> Tensor:
+    """``a`` with a new shape of the same size (one entry may be -1)."""
+    shape = tuple(int(s) for s in shape)
+    try:
+        out = a.data.reshape(shape)
+    except ValueError:
+        raise ValueError(f"reshape: cannot reshape a tensor of shape {a.shape} into {shape}") from None
+    if out.shape == a.data.shape:
+        return a
+
+    def vjp(g: Tensor, out: Tensor) -> Tensor:
+        return reshape(g, g.shape[: batch_ndim(g, out)] + a.shape)
+
+    return make_node(out, (a,), (vjp,), "reshape")
+
+
+def transpose(a: Tensor, axes: Sequence[int] | None = None) -> Tensor:
+    """Permute the axes (reverse them when ``axes`` is None)."""
+    axes = tuple(range(a.ndim))[::-1] if axes is None else tuple(ax % a.ndim for ax in axes)
+    if sorted(axes) != list(range(a.ndim)):
+        raise ValueError(f"transpose: {axes} is not a permutation of the axes of a tensor of shape {a.shape}")
+    inverse = tuple(sorted(range(a.ndim), key=lambda i: axes[i]))
+
+    def vjp(g: Tensor, out: Tensor) -> Tensor:
+        nb = batch_ndim(g, out)
+        return transpose(g, tuple(range(nb)) + tuple(nb + i for i in inverse))
+
+    return make_node(a.data.transpose(axes), (a,), (vjp,), "transpose")
+
+
+def broadcast_to(a: Tensor, shape: Sequence[int]) -> Tensor:
+    """``a`` repeated along new leading axes and along its axes of length 1."""
+    shape = tuple(shape)
+    if a.shape == shape:
+        return a
+    try:
+        out = backend.xp().broadcast_to(a.data, shape)
+    except ValueError:
+        raise ValueError(f"broadcast_to: cannot broadcast shape {a.shape} to {shape}") from None
+    return make_node(out, (a,), (lambda g, out: sum_to(g, a.shape, out),), "broadcast_to")
+
+
+def sum_to(g: Tensor, shape: tuple[int, ...], out: Tensor) -> Tensor:
+    """Undo broadcasting: sum ``g`` (batch + out.shape) down to batch + ``shape``.
+
+    This is the VJP of every broadcasting operation, written with ``sum`` and
+    ``reshape`` so that it is itself differentiable.
+    """
+    nb = batch_ndim(g, out)
+    if g.shape[nb:] == tuple(shape):
+        return g
+    from .reductions import sum as _sum
+
+    extra = out.ndim - len(shape)
+    axes = tuple(range(nb, nb + extra)) + tuple(
+        nb + extra + i for i, s in enumerate(shape) if s == 1 and out.shape[extra + i] != 1
+    )
+    return reshape(_sum(g, axes, keepdims=True), g.shape[:nb] + tuple(shape))
+
+
+def _raw_index(idx: Any) -> tuple:
+    """Index as a tuple of ints, slices, Ellipsis, None and backend integer arrays."""
+    if not isinstance(idx, tuple):
+        idx = (idx,)
+    out = []
+    for k in idx:
+        if isinstance(k, Tensor):
+            k = k.data
+        if isinstance(k, list):
+            k = backend.asarray(k)
+        if backend.is_array(k) and k.dtype.kind == "b":
+            out.extend(k.nonzero())  # boolean masks become integer picks
+            continue
+        if backend.is_array(k) and k.dtype.kind not in "iu":
+            raise IndexError(f"indexing: index arrays must be integer or boolean, got dtype {k.dtype}")
+        out.append(k)
+    return tuple(out)
+
+
+def _is_advanced(idx: tuple) -> bool:
+    return any(backend.is_array(k) for k in idx)
+
+
+def getitem(a: Tensor, idx: Any) -> Tensor:
+    """``a[idx]`` with ints, slices, ``...``, None and integer (or boolean) arrays."""
+    idx = _raw_index(idx)
+    try:
+        out = a.data[idx]
+    except IndexError as exc:
+        raise IndexError(f"indexing a tensor of shape {a.shape}: {exc}") from None
+
+    def vjp(g: Tensor, out: Tensor) -> Tensor:
+        nb = batch_ndim(g, out)
+        return scatter(g, (slice(None),) * nb + idx, g.shape[:nb] + a.shape)
+
+    return make_node(out, (a,), (vjp,), "getitem")
+
+
+def scatter(values: Tensor, idx: tuple, shape: tuple[int, ...]) -> Tensor:
+    """A zero tensor of ``shape`` with ``values`` added at ``idx`` (repeats accumulate).
+
+    The adjoint of indexing; its own VJP is indexing again.
+    """
+    xp = backend.xp()
+    out = xp.zeros(shape, dtype=values.dtype)
+    if _is_advanced(idx):
+        backend.add_at(out, idx, values.data)
+    else:
+        out[idx] = values.data
+
+    def vjp(g: Tensor, out: Tensor) -> Tensor:
+        return getitem(g, (slice(None),) * batch_ndim(g, out) + idx)
+
+    return make_node(out, (values,), (vjp,), "scatter")
+
+
+def concatenate(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
+    """Join tensors along an existing axis."""
+    tensors = list(tensors)
+    check_same_backend("concatenate", *tensors)
+    ndim = tensors[0].ndim
+    axis = axis % ndim
+    try:
+        out = backend.xp().concatenate([t.data for t in tensors], axis=axis)
+    except ValueError:
+        raise ValueError(
+            f"concatenate: shapes {[t.shape for t in tensors]} do not match outside axis {axis}"
+        ) from None
+    bounds = [0]
+    for t in tensors:
+        bounds.append(bounds[-1] + t.shape[axis])
+    tail = (slice(None),) * (ndim - 1 - axis)
+
+    def piece(k: int):
+        return lambda g, out: getitem(g, (Ellipsis, slice(bounds[k], bounds[k + 1])) + tail)
+
+    return make_node(out, tensors, [piece(k) for k in range(len(tensors))], "concatenate")
+
+
+def astype(a: Tensor, dtype: Any) -> Tensor:
+    """Cast to another floating dtype (gradients are cast back)."""
+    if a.dtype == dtype:
+        return a
+    source = a.dtype
+    return make_node(a.data.astype(dtype), (a,), (lambda g, out: astype(g, source),), "astype")
