@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from .autograd import Tensor
-from .autograd import ops
+from . import backend
+from .autograd import Tensor, ops
+from .autograd.im2col import output_size, pair, unfold
 from .autograd.ops import relu, sigmoid, tanh
 
-__all__ = ["relu", "tanh", "sigmoid", "softmax", "log_softmax", "linear", "cross_entropy", "mse_loss", "flatten"]
+__all__ = ["relu", "tanh", "sigmoid", "softmax", "log_softmax", "linear", "cross_entropy", "mse_loss", "flatten",
+           "conv2d", "max_pool2d", "avg_pool2d", "batch_norm"]
 
 
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
@@ -87,3 +89,152 @@ def mse_loss(prediction: Tensor, target: Any) -> Tensor:
         raise ValueError(f"mse_loss: prediction shape {prediction.shape} differs from target shape {tuple(target_shape)}")
     diff = prediction - target
     return ops.mean(diff * diff)
+
+
+# -- convolution, pooling and batch normalization ----------------------------------
+def _check_image(x: Tensor, where: str) -> None:
+    if x.ndim != 4:
+        raise ValueError(f"{where}: expected input of shape (N, C, H, W), got {x.shape}")
+
+
+def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1, padding: Any = 0) -> Tensor:
+    """2-D convolution (cross-correlation, as in PyTorch) by im2col and one matrix product.
+
+    Shapes: x (N, C, H, W), weight (O, C, kh, kw), bias (O,) or None ->
+    (N, O, OH, OW) with ``OH = (H + 2*ph - kh) // sh + 1`` (same for W).
+
+    Layout: ``weight (O, C*kh*kw) @ unfold(x) (N, C*kh*kw, OH*OW)`` broadcasts over N
+    and yields (N, O, OH*OW), already in NCHW order: no transpose, and the
+    reshape to (N, O, OH, OW) is free. (The alternative, columns (N*L, C*kh*kw)
+    times weight.T, needs a channels-last to channels-first copy each way.)
+    """
+    _check_image(x, "conv2d")
+    if weight.ndim != 4:
+        raise ValueError(f"conv2d: weight must have shape (O, C, kh, kw), got {weight.shape}")
+    out_c, in_c, kh, kw = weight.shape
+    if x.shape[1] != in_c:
+        raise ValueError(
+            f"conv2d: input has {x.shape[1]} channels (shape {x.shape}) but weight {weight.shape} expects {in_c}"
+        )
+    if bias is not None and bias.shape != (out_c,):
+        raise ValueError(f"conv2d: bias must have shape ({out_c},), got {bias.shape}")
+    stride, padding = pair(stride, "conv2d: stride"), pair(padding, "conv2d: padding")
+    n, _, h, w = x.shape
+    oh, ow = output_size((h, w), (kh, kw), stride, padding)
+    cols = unfold(x, (kh, kw), stride, padding)  # (N, C*kh*kw, L)
+    out = ops.reshape(ops.reshape(weight, (out_c, in_c * kh * kw)) @ cols, (n, out_c, oh, ow))
+    return out if bias is None else out + ops.reshape(bias, (out_c, 1, 1))
+
+
+def _pool(x: Tensor, kernel_size: Any, stride: Any, reduce: Any, where: str) -> Tensor:
+    """Reduce every ``kh x kw`` window of every channel with ``reduce(t, axes)``.
+
+    Non-overlapping windows (stride == kernel, the usual case) are a free
+    reshape (N, C, OH, kh, OW, kw) of the input, cropped to whole windows as
+    PyTorch does; overlapping ones go through ``unfold`` on each channel.
+    """
+    _check_image(x, where)
+    kernel = pair(kernel_size, f"{where}: kernel_size")
+    stride = kernel if stride is None else pair(stride, f"{where}: stride")
+    n, c, h, w = x.shape
+    if min(kernel) < 1 or min(stride) < 1:
+        raise ValueError(f"{where}: kernel_size and stride must be >= 1, got {kernel} and {stride}")
+    if h < kernel[0] or w < kernel[1]:
+        raise ValueError(f"{where}: kernel {kernel} is larger than the input's spatial size {(h, w)} (input {x.shape})")
+    oh, ow = output_size((h, w), kernel, stride, (0, 0))
+    if stride == kernel:
+        if (oh * kernel[0], ow * kernel[1]) != (h, w):
+            x = x[:, :, : oh * kernel[0], : ow * kernel[1]]
+        windows = ops.reshape(x, (n, c, oh, kernel[0], ow, kernel[1]))
+        return reduce(windows, (3, 5))
+    cols = unfold(ops.reshape(x, (n, c, 1, h, w)), kernel, stride, 0)  # (N, C, kh*kw, L)
+    return ops.reshape(reduce(cols, 2), (n, c, oh, ow))
+
+
+def max_pool2d(x: Tensor, kernel_size: Any, stride: Any = None) -> Tensor:
+    """Maximum over each ``kernel_size`` window; ``stride`` defaults to ``kernel_size``.
+
+    Shapes: (N, C, H, W) -> (N, C, OH, OW), ``OH = (H - kh) // sh + 1``. Gradient
+    flows to the maximum of each window (shared equally between exact ties,
+    where PyTorch picks one).
+    """
+    return _pool(x, kernel_size, stride, ops.max, "max_pool2d")
+
+
+def avg_pool2d(x: Tensor, kernel_size: Any, stride: Any = None) -> Tensor:
+    """Mean over each ``kernel_size`` window; ``stride`` defaults to ``kernel_size``.
+
+    Shapes: (N, C, H, W) -> (N, C, OH, OW), ``OH = (H - kh) // sh + 1``.
+    """
+    return _pool(x, kernel_size, stride, ops.mean, "avg_pool2d")
+
+
+def _channel_vector(a: Any, channels: int, name: str) -> Any:
+    """A per-channel argument as a raw backend array of shape (C,), or None."""
+    if a is None:
+        return None
+    data = a.data if isinstance(a, Tensor) else a
+    if tuple(data.shape) != (channels,):
+        raise ValueError(f"batch_norm: {name} must have shape ({channels},), got {tuple(data.shape)}")
+    return data
+
+
+def batch_norm(
+    x: Tensor,
+    running_mean: Any,
+    running_var: Any,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Batch normalization per channel, with PyTorch's conventions.
+
+    Training: normalize with the batch mean and the *biased* batch variance
+    (both in the graph, so derivatives of every order flow through them), and
+    update the running statistics in place, outside the graph::
+
+        running_mean = (1 - momentum) * running_mean + momentum * batch_mean
+        running_var  = (1 - momentum) * running_var  + momentum * unbiased_batch_var
+
+    Eval: normalize with the running statistics (constants).
+
+    Shapes: x (N, C) or (N, C, H, W), statistics per channel over N (and H, W);
+    running_mean, running_var (C,) backend arrays (or None in training: no
+    update); weight, bias (C,) or None -> same shape as x.
+    """
+    if x.ndim not in (2, 4):
+        raise ValueError(f"batch_norm: expected input of shape (N, C) or (N, C, H, W), got {x.shape}")
+    c = x.shape[1]
+    axes = (0,) if x.ndim == 2 else (0, 2, 3)
+    shape = (1, c) + (1,) * (x.ndim - 2)
+    running_mean = _channel_vector(running_mean, c, "running_mean")
+    running_var = _channel_vector(running_var, c, "running_var")
+    if training:
+        count = x.size // c
+        if count <= 1:
+            raise ValueError(
+                f"batch_norm: expected more than 1 value per channel when training, got input of shape {x.shape}"
+            )
+        mean = ops.mean(x, axes, keepdims=True)
+        centred = x - mean
+        var = ops.mean(centred * centred, axes, keepdims=True)
+        y = centred * (var + eps) ** -0.5
+        if running_mean is not None:
+            running_mean *= 1 - momentum
+            running_mean += momentum * mean.data.reshape(c).astype(running_mean.dtype)
+        if running_var is not None:
+            unbiased = var.data.reshape(c) * (count / (count - 1))
+            running_var *= 1 - momentum
+            running_var += momentum * unbiased.astype(running_var.dtype)
+    else:
+        if running_mean is None or running_var is None:
+            raise ValueError("batch_norm: eval mode (training=False) needs running_mean and running_var")
+        inv_std = 1.0 / backend.xp().sqrt(running_var.astype(x.dtype) + eps)
+        y = (x - Tensor(running_mean.astype(x.dtype).reshape(shape))) * Tensor(inv_std.reshape(shape))
+    if weight is not None:
+        y = y * ops.reshape(weight, shape)
+    if bias is not None:
+        y = y + ops.reshape(bias, shape)
+    return y

@@ -1,0 +1,171 @@
+"""Image patches as columns (im2col) and back: the two primitives behind convolution.
+
+``unfold`` copies every ``kh x kw`` window of a (zero-padded) image into a
+column, so that a convolution becomes one matrix product::
+
+    x (N, C, H, W)  --unfold-->  cols (N, C*kh*kw, L),   L = OH * OW
+    weight (O, C, kh, kw) viewed as (O, C*kh*kw);  weight @ cols -> (N, O, L)
+
+The layout is PyTorch's ``F.unfold``: row ``c*kh*kw + i*kw + j`` of the
+columns holds input channel ``c`` at kernel offset ``(i, j)``, and column
+``oh*OW + ow`` is the window whose top-left corner is ``(oh*sh, ow*sw)`` of
+the padded image.
+
+``unfold`` is linear, and ``fold`` (scatter-add the patches back onto the
+image, summing where windows overlap, then crop the padding) is exactly its
+adjoint. Each is therefore the VJP of the other, and derivatives of any
+order come for free.
+
+No Python loop runs over pixels: ``unfold`` reads all windows through one
+strided *view* of the padded image (``as_strided``, no copy) and copies it
+once when reshaping; ``fold`` loops only over the ``kh*kw`` kernel offsets,
+each iteration adding a whole strided slice.
+
+Both accept extra leading axes (``(*, C, H, W)`` and ``(*, C*kh*kw, L)``);
+that is how batched upstream gradients (``bnp.hessian``) pass through.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import backend
+from .graph import make_node
+from .tensor import Tensor
+
+Pair = tuple[int, int]
+
+
+def pair(value: Any, name: str = "argument") -> Pair:
+    """``3 -> (3, 3)``; a pair of ints stays as it is."""
+    if isinstance(value, int):
+        return (value, value)
+    try:
+        a, b = value
+        return (int(a), int(b))
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}") from None
+
+
+def output_size(size: Pair, kernel: Pair, stride: Pair, padding: Pair) -> Pair:
+    """Number of window positions along H and W: ``(H + 2p - k) // s + 1``."""
+    oh = (size[0] + 2 * padding[0] - kernel[0]) // stride[0] + 1
+    ow = (size[1] + 2 * padding[1] - kernel[1]) // stride[1] + 1
+    return oh, ow
+
+
+def _geometry(where: str, kernel_size: Any, stride: Any, padding: Any) -> tuple[Pair, Pair, Pair]:
+    names = (f"{where}: kernel_size", f"{where}: stride", f"{where}: padding")
+    return pair(kernel_size, names[0]), pair(stride, names[1]), pair(padding, names[2])
+
+
+def _check_geometry(where: str, size: Pair, kernel: Pair, stride: Pair, padding: Pair) -> Pair:
+    if min(kernel) < 1 or min(stride) < 1 or min(padding) < 0:
+        raise ValueError(
+            f"{where}: kernel_size and stride must be >= 1 and padding >= 0, got kernel_size={kernel}, "
+            f"stride={stride}, padding={padding}"
+        )
+    padded = (size[0] + 2 * padding[0], size[1] + 2 * padding[1])
+    if padded[0] < kernel[0] or padded[1] < kernel[1]:
+        raise ValueError(
+            f"{where}: kernel {kernel} is larger than the padded input {padded} (input {size}, padding {padding})"
+        )
+    return output_size(size, kernel, stride, padding)
+
+
+def _pad(data: Any, padding: Pair) -> Any:
+    """Zero-pad the last two axes (cheaper than ``xp.pad``: one allocation, one copy)."""
+    ph, pw = padding
+    if ph == 0 and pw == 0:
+        return data
+    xp = backend.xp()
+    *lead, h, w = data.shape
+    out = xp.zeros((*lead, h + 2 * ph, w + 2 * pw), dtype=data.dtype)
+    out[..., ph : ph + h, pw : pw + w] = data
+    return out
+
+
+def _unfold_array(data: Any, kernel: Pair, stride: Pair, padding: Pair, out_hw: Pair) -> Any:
+    """Raw-array unfold: (M, C, H, W) -> (M, C*kh*kw, OH*OW)."""
+    padded = _pad(data, padding)
+    m, c = padded.shape[:2]
+    s_m, s_c, s_h, s_w = padded.strides
+    (kh, kw), (sh, sw), (oh, ow) = kernel, stride, out_hw
+    # windows[m, c, i, j, y, x] = padded[m, c, y*sh + i, x*sw + j]: a view, no copy
+    windows = backend.xp().lib.stride_tricks.as_strided(
+        padded, (m, c, kh, kw, oh, ow), (s_m, s_c, s_h, s_w, s_h * sh, s_w * sw)
+    )
+    return windows.reshape(m, c * kh * kw, oh * ow)  # the one copy
+
+
+def _fold_array(cols: Any, channels: int, size: Pair, kernel: Pair, stride: Pair, padding: Pair, out_hw: Pair) -> Any:
+    """Raw-array fold: (M, C*kh*kw, OH*OW) -> (M, C, H, W), overlapping windows summed."""
+    (kh, kw), (sh, sw), (ph, pw), (oh, ow) = kernel, stride, padding, out_hw
+    m = cols.shape[0]
+    patches = cols.reshape(m, channels, kh, kw, oh, ow)
+    out = backend.xp().zeros((m, channels, size[0] + 2 * ph, size[1] + 2 * pw), dtype=cols.dtype)
+    for i in range(kh):  # loops over kernel offsets only; each adds a whole strided slice
+        for j in range(kw):
+            out[:, :, i : i + sh * (oh - 1) + 1 : sh, j : j + sw * (ow - 1) + 1 : sw] += patches[:, :, i, j]
+    return out[:, :, ph : ph + size[0], pw : pw + size[1]]
+
+
+def unfold(x: Tensor, kernel_size: Any, stride: Any = 1, padding: Any = 0) -> Tensor:
+    """Sliding ``kh x kw`` windows of a zero-padded image as columns (PyTorch's ``F.unfold``).
+
+    Args:
+        x: (N, C, H, W); any number of leading axes before C is allowed.
+        kernel_size, stride, padding: ints or (h, w) pairs.
+
+    Returns:
+        (N, C*kh*kw, L) with ``L = OH*OW``, ``OH = (H + 2*ph - kh) // sh + 1`` (same for W).
+    """
+    kernel, stride, padding = _geometry("unfold", kernel_size, stride, padding)
+    if x.ndim < 3:
+        raise ValueError(f"unfold: expected input of shape (N, C, H, W), got {x.shape}")
+    *lead, c, h, w = x.shape
+    out_hw = _check_geometry("unfold", (h, w), kernel, stride, padding)
+    flat = x.data.reshape(-1, c, h, w)
+    cols = _unfold_array(flat, kernel, stride, padding, out_hw)
+    out = cols.reshape(*lead, c * kernel[0] * kernel[1], out_hw[0] * out_hw[1])
+
+    def vjp(g: Tensor, o: Tensor) -> Tensor:
+        return fold(g, (h, w), kernel, stride, padding)
+
+    return make_node(out, (x,), (vjp,), "unfold")
+
+
+def fold(cols: Tensor, output_size: Any, kernel_size: Any, stride: Any = 1, padding: Any = 0) -> Tensor:
+    """The adjoint of :func:`unfold`: add every column back onto its window, crop the padding.
+
+    Args:
+        cols: (N, C*kh*kw, L); any number of leading axes before C*kh*kw is allowed.
+        output_size: (H, W) of the image (needed: with stride > 1 several sizes give the same L).
+        kernel_size, stride, padding: as given to :func:`unfold`.
+
+    Returns:
+        (N, C, H, W). ``fold(unfold(x))`` is ``x`` times the number of windows covering each pixel.
+    """
+    kernel, stride, padding = _geometry("fold", kernel_size, stride, padding)
+    size = pair(output_size, "fold: output_size")
+    if cols.ndim < 2:
+        raise ValueError(f"fold: expected input of shape (N, C*kh*kw, L), got {cols.shape}")
+    out_hw = _check_geometry("fold", size, kernel, stride, padding)
+    *lead, rows, length = cols.shape
+    per_channel = kernel[0] * kernel[1]
+    if rows % per_channel or length != out_hw[0] * out_hw[1]:
+        raise ValueError(
+            f"fold: input of shape {cols.shape} does not match kernel {kernel} on an image of size {size} "
+            f"(expected (N, C*{per_channel}, {out_hw[0] * out_hw[1]}))"
+        )
+    channels = rows // per_channel
+    image = _fold_array(cols.data.reshape(-1, rows, length), channels, size, kernel, stride, padding, out_hw)
+    out = image.reshape(*lead, channels, *size)
+
+    def vjp(g: Tensor, o: Tensor) -> Tensor:
+        return unfold(g, kernel, stride, padding)
+
+    return make_node(out, (cols,), (vjp,), "fold")
+
+
+__all__ = ["unfold", "fold", "pair", "output_size"]
