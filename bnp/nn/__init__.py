@@ -1,0 +1,22 @@
+"""Layers and networks with PyTorch's interface: Module, Parameter, Linear, Conv2d,
+BatchNorm, pooling, activations, and ready-made models.
+
+Functional forms (conv2d, batch_norm, ...) live in :mod:`bnp.functional`.
+"""
+
+from . import init, models
+from .activation import ReLU, Sigmoid, Tanh
+from .batchnorm import BatchNorm1d, BatchNorm2d
+from .container import Sequential
+from .conv import Conv2d
+from .flatten import Flatten
+from .linear import Linear
+from .models import NORMS, mlp, register_norm, small_cnn
+from .module import Module
+from .parameter import Parameter
+from .pooling import AvgPool2d, MaxPool2d
+
+__all__ = [
+    "Module", "Parameter", "Sequential", "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "ReLU", "Tanh", "Sigmoid",
+    "Flatten", "BatchNorm1d", "BatchNorm2d", "init", "models", "mlp", "small_cnn", "NORMS", "register_norm",
+]

@@ -1,0 +1,80 @@
+"""Batch normalization layers: the module around :func:`bnp.functional.batch_norm`."""
+
+from __future__ import annotations
+
+from .. import backend
+from .. import functional as F
+from ..autograd import Tensor
+from .module import Module
+from .parameter import Parameter
+
+
+class _BatchNorm(Module):
+    """Shared by BatchNorm1d and BatchNorm2d; they differ only in the input's rank."""
+
+    _ndim = 2
+    _layout = "(N, {c})"
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True):
+        super().__init__()
+        if num_features < 1:
+            raise ValueError(f"{type(self).__name__}: num_features must be positive, got {num_features}")
+        self.num_features, self.eps, self.momentum, self.affine = int(num_features), float(eps), momentum, affine
+        xp, dtype = backend.xp(), backend.get_default_dtype()
+        if affine:
+            self.weight = Parameter(xp.ones(num_features, dtype=dtype))
+            self.bias = Parameter(xp.zeros(num_features, dtype=dtype))
+        else:
+            self.weight = self.bias = None
+        self.register_buffer("running_mean", xp.zeros(num_features, dtype=dtype))
+        self.register_buffer("running_var", xp.ones(num_features, dtype=dtype))
+        self.register_buffer("num_batches_tracked", xp.zeros((), dtype="int64"))
+
+    def reset_running_stats(self) -> None:
+        self.running_mean[...] = 0
+        self.running_var[...] = 1
+        self.num_batches_tracked[...] = 0
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim != self._ndim or x.shape[1] != self.num_features:
+            expected = self._layout.format(c=self.num_features)
+            raise ValueError(f"{self!r}: expected input of shape {expected}, got {x.shape}")
+        momentum = self.momentum
+        if self.training and momentum is None:  # cumulative average over all batches so far
+            momentum = 1.0 / (int(self.num_batches_tracked) + 1)
+        y = F.batch_norm(
+            x, self.running_mean, self.running_var, self.weight, self.bias, self.training, momentum, self.eps
+        )
+        if self.training:
+            self.num_batches_tracked += 1
+        return y
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalization of (N, C) inputs: each feature standardized over the batch.
+
+    Args:
+        num_features: C.
+        eps: added to the variance before the square root.
+        momentum: weight of the current batch in the running statistics
+            (None: cumulative average of all batches).
+        affine: learn a per-feature scale ``weight`` (ones) and shift ``bias`` (zeros).
+
+    Training mode uses (and differentiates through) the batch statistics and
+    updates the buffers ``running_mean``, ``running_var`` (unbiased) and
+    ``num_batches_tracked``; eval mode uses the running statistics.
+    Shapes: (N, C) -> (N, C).
+    """
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalization of NCHW inputs: statistics per channel over N, H and W.
+
+    Same arguments and modes as :class:`BatchNorm1d`. Shapes: (N, C, H, W) -> (N, C, H, W).
+    """
+
+    _ndim = 4
+    _layout = "(N, {c}, H, W)"

@@ -1,0 +1,47 @@
+"""Linear (fully connected) layer: ``y = x W^T + b``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import backend
+from .. import functional as F
+from ..autograd import Tensor
+from . import init
+from .module import Module
+from .parameter import Parameter
+
+
+class Linear(Module):
+    """``y = x @ weight.T + bias``.
+
+    Args:
+        in_features, out_features: sizes of each input and output sample.
+        bias: learn an additive bias (default True).
+        rng: seed or ``numpy.random.Generator`` for the initial values
+            (default: the generator of :mod:`bnp.nn.init`).
+
+    Shapes: input (N, in_features) -> output (N, out_features); extra leading
+    axes are allowed, as in PyTorch. weight (out_features, in_features), bias
+    (out_features,). Initialization: :func:`bnp.nn.init.default_init_`.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, rng: Any = None):
+        super().__init__()
+        if in_features < 1 or out_features < 1:
+            raise ValueError(
+                f"Linear: sizes must be positive, got in_features={in_features}, out_features={out_features}"
+            )
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        dtype = backend.get_default_dtype()
+        self.weight = Parameter(backend.xp().empty((out_features, in_features), dtype=dtype))
+        self.bias = Parameter(backend.xp().empty((out_features,), dtype=dtype)) if bias else None
+        init.default_init_(self.weight, self.bias, rng)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim < 1 or x.shape[-1] != self.in_features:
+            raise ValueError(f"{self!r}: expected input of shape (N, {self.in_features}), got {x.shape}")
+        return F.linear(x, self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
