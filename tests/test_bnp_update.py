@@ -3,20 +3,10 @@
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
+from reference_formulas import dense_p
 
 from bnp import backend
 from bnp.preconditioner import precondition, precondition_whitened
-
-
-def dense_p(mean, var, eps):
-    """P = [[D^-1, 0], [-mu^T D^-1, 1]], D = diag(sqrt(var + eps)), written out entry by entry."""
-    n = len(mean)
-    d_inv = np.diag(1.0 / np.sqrt(var + eps))
-    P = np.zeros((n + 1, n + 1))
-    P[:n, :n] = d_inv
-    P[n, :n] = -mean @ d_inv
-    P[n, n] = 1.0
-    return P
 
 
 def _stats(rng, n, big_mean):
