@@ -34,7 +34,8 @@ class _FullNorm(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim != self._ndim or x.shape[1] != self.num_features:
-            raise ValueError(f"{self!r}: expected input of shape {self._layout.format(c=self.num_features)}, got {x.shape}")
+            expected = self._layout.format(c=self.num_features)
+            raise ValueError(f"{self!r}: expected input of shape {expected}, got {x.shape}")
         if self.training:
             count = int(self.num_batches_tracked)
             mean, var = update_running_moments(x, self.running_mean, self.running_var, count, self.momentum)
