@@ -66,14 +66,15 @@ def gradcheck(
     outs = _outputs(fn, xs)
     rng = np.random.default_rng(seed)
     ups = [rng.standard_normal(o.shape) for o in outs]
-    differentiable = [(o, u) for o, u in zip(outs, ups) if o.requires_grad]
+    differentiable = [(o, u) for o, u in zip(outs, ups, strict=True) if o.requires_grad]
     if differentiable:
-        analytic = grad([o for o, _ in differentiable], xs, grad_outputs=[u for _, u in differentiable], allow_unused=True)
+        outs_d, ups_d = [o for o, _ in differentiable], [u for _, u in differentiable]
+        analytic = grad(outs_d, xs, grad_outputs=ups_d, allow_unused=True)
     else:
         analytic = [None] * len(xs)
 
     def project(values: list[Tensor]) -> float:
-        return float(sum(np.sum(backend.to_numpy(o.data) * u) for o, u in zip(values, ups)))
+        return float(sum(np.sum(backend.to_numpy(o.data) * u) for o, u in zip(values, ups, strict=True)))
 
     worst = (0.0, None)
     for k, x in enumerate(xs):
@@ -88,6 +89,8 @@ def gradcheck(
             host[index] = saved
             numeric = (plus - minus) / (2 * eps)
             excess = abs(a[index] - numeric) - (atol + rtol * abs(numeric))
+            if not np.isfinite(excess):  # nan or inf on either side is a failure, never a pass
+                excess = np.inf
             if excess > worst[0] or worst[1] is None:
                 worst = (excess, (k, index, a[index], numeric))
     if worst[1] is not None and worst[0] > 0:
@@ -121,13 +124,17 @@ def gradgradcheck(
 
     def first_derivative(*ys: Tensor) -> list[Tensor]:
         outs = _outputs(fn, ys)
-        live = [(o, u) for o, u in zip(outs, ups) if o.requires_grad]
+        live = [(o, u) for o, u in zip(outs, ups, strict=True) if o.requires_grad]
         if not live:
             return [Tensor(backend.xp().zeros(y.shape)) for y in ys]
-        gs = grad([o for o, _ in live], list(ys), grad_outputs=[u for _, u in live], create_graph=True, allow_unused=True)
-        return [Tensor(backend.xp().zeros(y.shape)) if g is None else g for g, y in zip(gs, ys)]
+        gs = grad(
+            [o for o, _ in live], list(ys), grad_outputs=[u for _, u in live], create_graph=True, allow_unused=True
+        )
+        return [Tensor(backend.xp().zeros(y.shape)) if g is None else g for g, y in zip(gs, ys, strict=True)]
 
-    return gradcheck(first_derivative, xs, eps=eps, atol=atol, rtol=rtol, seed=seed + 2, raise_exception=raise_exception)
+    return gradcheck(
+        first_derivative, xs, eps=eps, atol=atol, rtol=rtol, seed=seed + 2, raise_exception=raise_exception
+    )
 
 
 def _perturbed(xs: list[Tensor], k: int, host) -> list[Tensor]:

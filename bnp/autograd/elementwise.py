@@ -91,6 +91,8 @@ def pow(a: Tensor, p: float) -> Tensor:
     p = float(p) if not isinstance(p, int) else p
 
     def vjp(g: Tensor, o: Tensor) -> Tensor:
+        if p == 0:  # a constant; p * a**(-1) would give nan at a = 0
+            return g * 0.0
         if p == 2:
             return g * (2 * a)
         return g * (p * pow(a, p - 1))

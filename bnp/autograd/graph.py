@@ -35,28 +35,46 @@ def _set_grad_enabled(flag: bool) -> Iterator[None]:
         _grad_enabled = previous
 
 
-class no_grad(contextlib.ContextDecorator):
+class _GradMode(contextlib.ContextDecorator):
+    """Sets whether operations are recorded, for a ``with`` block or a decorated function.
+
+    The previous states are kept on a stack, so one instance may be entered
+    again while active (a decorated function calling itself).
+    """
+
+    _flag = True
+
+    def __init__(self) -> None:
+        self._previous: list[bool] = []
+
+    def __enter__(self) -> None:
+        global _grad_enabled
+        self._previous.append(_grad_enabled)
+        _grad_enabled = self._flag
+
+    def __exit__(self, *exc: Any) -> None:
+        global _grad_enabled
+        _grad_enabled = self._previous.pop()
+
+
+class no_grad(_GradMode):
     """Context manager and decorator: operations inside are not recorded.
 
     Tensors computed inside cannot be differentiated; trying to says so.
     """
 
-    def __enter__(self) -> None:
-        self._ctx = _set_grad_enabled(False)
-        self._ctx.__enter__()
-
-    def __exit__(self, *exc: Any) -> None:
-        self._ctx.__exit__(*exc)
+    _flag = False
 
 
-def enable_grad() -> contextlib.AbstractContextManager:
-    """Context manager that turns recording back on (inside ``no_grad``)."""
-    return _set_grad_enabled(True)
+class enable_grad(_GradMode):
+    """Context manager and decorator that turns recording back on (inside ``no_grad``)."""
+
+    _flag = True
 
 
 def make_node(data: Any, parents: Sequence[Tensor], vjps: Sequence[VJP | None], op: str) -> Tensor:
     """Wrap an operation's result; record its parents if any of them needs a gradient."""
-    out = Tensor(backend.ensure_array(data))
+    out = Tensor(data)
     if any(p.requires_grad for p in parents):
         if _grad_enabled:
             out.requires_grad = True
@@ -92,13 +110,29 @@ def _toposort(roots: Sequence[Tensor]) -> list[Tensor]:
     return order
 
 
+def _is_freed(node: Tensor) -> bool:
+    """A recorded node whose parents were dropped by an earlier backward."""
+    return bool(node._op) and not node._parents
+
+
 def _reaching(order: list[Tensor], targets: Sequence[Tensor]) -> set[int]:
-    """ids of nodes from which some target can be reached (so gradients are needed)."""
+    """ids of nodes from which some target can be reached (so gradients are needed).
+
+    A freed node might have led to a target: it counts as needed, so that
+    reaching it raises a clear error instead of silently giving zeros.
+    """
     need = {id(t) for t in targets}
     for node in order:  # parents come first
-        if any(id(p) in need for p in node._parents):
+        if _is_freed(node) or any(id(p) in need for p in node._parents):
             need.add(id(node))
     return need
+
+
+def _freed_error(node: Tensor) -> RuntimeError:
+    return RuntimeError(
+        f"cannot backpropagate through '{node._op}' (output shape {node.shape}): its graph was freed by an "
+        "earlier backward or grad; pass retain_graph=True to that call to differentiate through it again"
+    )
 
 
 def _check_grad_shape(g: Tensor, out: Tensor, batched: bool) -> None:
@@ -146,7 +180,7 @@ def _run(
     need = _reaching(order, targets) if targets is not None else None
     keep = {id(t) for t in targets} if targets is not None else None
     grads: dict[int, Tensor] = {}
-    for out, g in zip(outputs, seeds):
+    for out, g in zip(outputs, seeds, strict=True):
         grads[id(out)] = grads[id(out)] + g if id(out) in grads else g
     result: dict[int, tuple[Tensor, Tensor]] = {}
     with _set_grad_enabled(create_graph):
@@ -156,18 +190,17 @@ def _run(
                 continue
             if (keep is None and node.is_leaf) or (keep is not None and id(node) in keep):
                 result[id(node)] = (node, g)
-            for parent, vjp in zip(node._parents, node._vjps):
+            if _is_freed(node) and (keep is None or id(node) not in keep or len(keep) > 1):
+                raise _freed_error(node)  # its gradient would have to flow on through the freed graph
+            for parent, vjp in zip(node._parents, node._vjps, strict=True):
                 if not parent.requires_grad or (need is not None and id(parent) not in need):
                     continue
                 gp = vjp(g, node)
                 pid = id(parent)
                 grads[pid] = grads[pid] + gp if pid in grads else gp
-    if not retain_graph:
+    if not retain_graph:  # drop the references that keep intermediate arrays alive
         for node in order:
-            if node._parents:
-                node._parents, node._vjps = (), ()
-                node._hint = "its graph was freed by an earlier backward (pass retain_graph=True)"
-                node.requires_grad = False
+            node._parents, node._vjps = (), ()
     return result
 
 
@@ -177,8 +210,23 @@ def backward(out: Tensor, grad: Any = None, retain_graph: bool | None = None, cr
         raise _not_differentiable(out, 0)
     seeds = _seed([out], None if grad is None else [grad], batched=False)
     retain = create_graph if retain_graph is None else retain_graph
+    owned: set[int] = {id(g.data) for g in seeds}
     for node, g in _run([out], seeds, None, create_graph, retain).values():
-        node.grad = g if node.grad is None else node.grad + g
+        if node.grad is not None:
+            node.grad = node.grad + g
+            continue
+        # Each leaf owns its .grad, as in PyTorch: optimizers may update it in
+        # place. A VJP may hand back a read-only view, the seed, or one array
+        # shared by two leaves (``x + y``); copy those.
+        if not g.requires_grad and (id(g.data) in owned or not _owns_writable(g.data)):
+            g = Tensor(g.data.copy())
+        owned.add(id(g.data))
+        node.grad = g
+
+
+def _owns_writable(arr: Any) -> bool:
+    flags = arr.flags
+    return bool(flags.owndata) and getattr(flags, "writeable", True)  # CuPy arrays are always writeable
 
 
 def grad(
@@ -211,8 +259,10 @@ def grad(
     """
     outs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
     ins = [inputs] if isinstance(inputs, Tensor) else list(inputs)
-    if isinstance(grad_outputs, Tensor) or backend.is_array(grad_outputs):
-        grad_outputs = [grad_outputs]
+    if grad_outputs is not None and not isinstance(grad_outputs, (list, tuple)):
+        grad_outputs = [grad_outputs]  # one Tensor, array or number for a single output
+    if grad_outputs is not None and len(grad_outputs) != len(outs):
+        raise ValueError(f"grad: got {len(grad_outputs)} grad_outputs for {len(outs)} outputs")
     for k, o in enumerate(outs):
         if not o.requires_grad:
             raise _not_differentiable(o, k)

@@ -34,7 +34,7 @@ def _flat_gradient(loss_fn: Callable[[], Tensor], params: list[Tensor]) -> Tenso
     grads = grad(loss, params, create_graph=True, allow_unused=True)
     parts = [
         reshape(g, (-1,)) if g is not None else Tensor(backend.xp().zeros(p.size, dtype=p.dtype))
-        for g, p in zip(grads, params)
+        for g, p in zip(grads, params, strict=True)
     ]
     return concatenate(parts) if len(parts) > 1 else parts[0]
 
@@ -56,11 +56,12 @@ def hvp(loss_fn: Callable[[], Tensor], params: Tensor | Sequence[Tensor], vector
         raise ValueError(f"hvp: got {len(vectors)} vectors for {len(params)} params")
     loss = loss_fn()
     grads = grad(loss, params, create_graph=True, allow_unused=True)
-    used = [(g, v) for g, v in zip(grads, vectors) if g is not None]
+    # A gradient with no graph is constant in params: its block of H is zero.
+    used = [(g, v) for g, v in zip(grads, vectors, strict=True) if g is not None and g.requires_grad]
     if not used:
         return [Tensor(backend.xp().zeros_like(p.data)) for p in params]
     out = grad([g for g, _ in used], params, grad_outputs=[v for _, v in used], allow_unused=True)
-    return [Tensor(backend.xp().zeros_like(p.data)) if h is None else h for h, p in zip(out, params)]
+    return [Tensor(backend.xp().zeros_like(p.data)) if h is None else h for h, p in zip(out, params, strict=True)]
 
 
 def hessian(loss_fn: Callable[[], Tensor], params: Tensor | Sequence[Tensor], chunk_size: int | None = None):
@@ -81,6 +82,8 @@ def hessian(loss_fn: Callable[[], Tensor], params: Tensor | Sequence[Tensor], ch
     flat = _flat_gradient(loss_fn, params)
     n = flat.size
     xp = backend.xp()
+    if not flat.requires_grad:  # the gradient is constant: the loss is at most linear in params
+        return xp.zeros((n, n), dtype=flat.dtype)
     eye = xp.eye(n, dtype=flat.dtype)
     step = n if chunk_size is None else max(1, int(chunk_size))
     rows = []
@@ -93,14 +96,18 @@ def hessian(loss_fn: Callable[[], Tensor], params: Tensor | Sequence[Tensor], ch
             allow_unused=True,
             is_grads_batched=True,
         )
-        b = min(step, n - start)
-        rows.append(
-            xp.concatenate(
-                [xp.zeros((b, p.size), dtype=flat.dtype) if h is None else h.data.reshape(b, -1) for h, p in zip(block, params)],
-                axis=1,
-            )
-        )
+        rows.append(_side_by_side(block, params, min(step, n - start), flat.dtype))
     return xp.concatenate(rows, axis=0) if len(rows) > 1 else rows[0]
+
+
+def _side_by_side(block: Sequence[Tensor | None], params: list[Tensor], b: int, dtype: Any):
+    """Batched gradients (b, *param.shape) per param as one (b, n) array (None: zeros)."""
+    xp = backend.xp()
+    cols = [
+        xp.zeros((b, p.size), dtype=dtype) if h is None else h.data.reshape(b, p.size)
+        for h, p in zip(block, params, strict=True)
+    ]
+    return xp.concatenate(cols, axis=1) if len(cols) > 1 else cols[0]
 
 
 def jacobian(fn: Callable[[], Tensor], inputs: Tensor | Sequence[Tensor]):
@@ -113,7 +120,8 @@ def jacobian(fn: Callable[[], Tensor], inputs: Tensor | Sequence[Tensor]):
     out = fn()
     m = out.size
     xp = backend.xp()
+    if not out.requires_grad:  # fn() does not depend on the inputs
+        return xp.zeros(out.shape + (sum(p.size for p in inputs),), dtype=out.dtype)
     eye = xp.eye(m, dtype=out.dtype).reshape((m,) + out.shape)
     block = grad(out, inputs, grad_outputs=eye, allow_unused=True, is_grads_batched=True)
-    cols = [xp.zeros((m, p.size), dtype=out.dtype) if h is None else h.data.reshape(m, -1) for h, p in zip(block, inputs)]
-    return xp.concatenate(cols, axis=1).reshape(out.shape + (-1,))
+    return _side_by_side(block, inputs, m, out.dtype).reshape(out.shape + (-1,))

@@ -25,28 +25,28 @@ def matmul(a: Any, b: Any) -> Tensor:
     """``a @ b``. 1-D operands are promoted to matrices and the added axis removed,
     as in NumPy; leading axes broadcast.
 
-    Shapes: (..., m, k) @ (..., k, n) -> (..., m, n).
+    Shapes: (..., m, k) @ (..., k, n) -> (..., m, n); (k,) @ (..., k, n) -> (..., n);
+    (..., m, k) @ (k,) -> (..., m); (k,) @ (k,) -> ().
     """
     a = as_tensor(a, b if isinstance(b, Tensor) else None, "matmul")
     b = as_tensor(b, a, "matmul")
+    check_same_backend("matmul", a, b)
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: operands must have at least 1 dimension, got shapes {a.shape} and {b.shape}")
-    if a.ndim == 1:
-        out = _matmul(reshape(a, (1, a.shape[0])), b)
-        return reshape(out, out.shape[:-2] + out.shape[-1:])
-    if b.ndim == 1:
-        out = _matmul(a, reshape(b, (b.shape[0], 1)))
-        return reshape(out, out.shape[:-1])
-    return _matmul(a, b)
+    rows_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
+    if a.shape[-1] != rows_b:
+        raise ValueError(
+            f"matmul: shapes {a.shape} and {b.shape} are not aligned ({a.shape[-1]} columns vs {rows_b} rows)"
+        )
+    if a.ndim > 1 and b.ndim > 1:
+        return _matmul(a, b)
+    out = _matmul(reshape(a, (1,) + a.shape) if a.ndim == 1 else a, reshape(b, b.shape + (1,)) if b.ndim == 1 else b)
+    drop = ({out.ndim - 2} if a.ndim == 1 else set()) | ({out.ndim - 1} if b.ndim == 1 else set())
+    return reshape(out, tuple(s for i, s in enumerate(out.shape) if i not in drop))
 
 
 def _matmul(a: Tensor, b: Tensor) -> Tensor:
-    check_same_backend("matmul", a, b)
-    if a.shape[-1] != b.shape[-2]:
-        raise ValueError(
-            f"matmul: shapes {a.shape} and {b.shape} are not aligned "
-            f"({a.shape[-1]} columns vs {b.shape[-2]} rows)"
-        )
+    """Both operands at least 2-D, inner sizes already checked."""
     try:
         backend.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     except ValueError:

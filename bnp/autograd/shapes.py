@@ -8,6 +8,7 @@ those in front (``nb`` below counts them).
 
 from __future__ import annotations
 
+import builtins
 from typing import Any, Sequence
 
 from .. import backend
@@ -95,13 +96,39 @@ def _raw_index(idx: Any) -> tuple:
     return tuple(out)
 
 
+def _expand_ellipsis(idx: tuple, ndim: int) -> tuple:
+    """Replace ``...`` by full slices, so the index names every axis it touches.
+
+    Needed because batched VJPs append axes at the end (see ``_batch_last``);
+    an ``...`` would otherwise swallow them.
+    """
+    if not any(k is Ellipsis for k in idx):
+        return idx
+    used = builtins.sum(1 for k in idx if k is not None and k is not Ellipsis)
+    at = next(i for i, k in enumerate(idx) if k is Ellipsis)
+    rest = tuple(k for k in idx[at + 1 :] if k is not Ellipsis)
+    return idx[:at] + (slice(None),) * (ndim - used) + rest
+
+
 def _is_advanced(idx: tuple) -> bool:
     return any(backend.is_array(k) for k in idx)
 
 
+# Batched upstream gradients carry their batch axes in front. NumPy moves the
+# axes of *separated* integer-array indices (``x[i, :, j]``) to the front of the
+# result, which would mix them with the batch axes; axes at the end that the
+# index does not reach never move. So batched indexing puts the batch axes last.
+def _batch_last(t: Tensor, nb: int) -> Tensor:
+    return transpose(t, tuple(range(nb, t.ndim)) + tuple(range(nb)))
+
+
+def _batch_first(t: Tensor, nb: int) -> Tensor:
+    return transpose(t, tuple(range(t.ndim - nb, t.ndim)) + tuple(range(t.ndim - nb)))
+
+
 def getitem(a: Tensor, idx: Any) -> Tensor:
     """``a[idx]`` with ints, slices, ``...``, None and integer (or boolean) arrays."""
-    idx = _raw_index(idx)
+    idx = _expand_ellipsis(_raw_index(idx), a.ndim)
     try:
         out = a.data[idx]
     except IndexError as exc:
@@ -109,16 +136,21 @@ def getitem(a: Tensor, idx: Any) -> Tensor:
 
     def vjp(g: Tensor, out: Tensor) -> Tensor:
         nb = batch_ndim(g, out)
-        return scatter(g, (slice(None),) * nb + idx, g.shape[:nb] + a.shape)
+        if nb == 0:
+            return scatter(g, idx, a.shape)
+        return _batch_first(scatter(_batch_last(g, nb), idx, a.shape + g.shape[:nb]), nb)
 
     return make_node(out, (a,), (vjp,), "getitem")
 
 
-def scatter(values: Tensor, idx: tuple, shape: tuple[int, ...]) -> Tensor:
+def scatter(values: Tensor, idx: Any, shape: tuple[int, ...]) -> Tensor:
     """A zero tensor of ``shape`` with ``values`` added at ``idx`` (repeats accumulate).
 
-    The adjoint of indexing; its own VJP is indexing again.
+    The adjoint of indexing: ``scatter(v, idx, x.shape)`` is the gradient of
+    ``x[idx]`` for the upstream gradient ``v``. Its own VJP is indexing again.
     """
+    shape = tuple(shape)
+    idx = _expand_ellipsis(_raw_index(idx), len(shape))
     xp = backend.xp()
     out = xp.zeros(shape, dtype=values.dtype)
     if _is_advanced(idx):
@@ -127,7 +159,10 @@ def scatter(values: Tensor, idx: tuple, shape: tuple[int, ...]) -> Tensor:
         out[idx] = values.data
 
     def vjp(g: Tensor, out: Tensor) -> Tensor:
-        return getitem(g, (slice(None),) * batch_ndim(g, out) + idx)
+        nb = batch_ndim(g, out)
+        if nb == 0:
+            return getitem(g, idx)
+        return _batch_first(getitem(_batch_last(g, nb), idx), nb)
 
     return make_node(out, (values,), (vjp,), "scatter")
 
@@ -156,8 +191,14 @@ def concatenate(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
 
 
 def astype(a: Tensor, dtype: Any) -> Tensor:
-    """Cast to another floating dtype (gradients are cast back)."""
+    """Cast to another dtype; between floating dtypes gradients are cast back.
+
+    A cast to an integer or boolean dtype ends the graph (such tensors have no gradient).
+    """
     if a.dtype == dtype:
         return a
+    data = a.data.astype(dtype)
+    if data.dtype.kind != "f":
+        return Tensor(data)
     source = a.dtype
-    return make_node(a.data.astype(dtype), (a,), (lambda g, out: astype(g, source),), "astype")
+    return make_node(data, (a,), (lambda g, out: astype(g, source),), "astype")

@@ -29,7 +29,7 @@ class Tensor:
     __array_ufunc__ = None  # make `ndarray * Tensor` defer to Tensor.__rmul__
 
     def __init__(self, data: Any, requires_grad: bool = False):
-        self.data = data
+        self.data = backend.ensure_array(data)  # NumPy gives scalars for 0-d results; keep arrays
         self.requires_grad = requires_grad
         self.grad: Tensor | None = None
         self._parents: tuple[Tensor, ...] = ()
@@ -56,7 +56,8 @@ class Tensor:
 
     @property
     def is_leaf(self) -> bool:
-        return not self._parents
+        """True unless an operation recorded this tensor (even if its graph was freed since)."""
+        return not self._op
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -123,6 +124,7 @@ class Tensor:
     def mean(self, axis=None, keepdims=False): return _ops().mean(self, axis, keepdims)
     def var(self, axis=None, keepdims=False, correction=0): return _ops().var(self, axis, keepdims, correction)
     def max(self, axis=None, keepdims=False): return _ops().max(self, axis, keepdims)
+    def min(self, axis=None, keepdims=False): return _ops().min(self, axis, keepdims)
     def exp(self): return _ops().exp(self)
     def log(self): return _ops().log(self)
     def sqrt(self): return _ops().sqrt(self)
@@ -130,9 +132,9 @@ class Tensor:
     def relu(self): return _ops().relu(self)
     def sigmoid(self): return _ops().sigmoid(self)
     def abs(self): return _ops().abs(self)
-    def reshape(self, *shape): return _ops().reshape(self, shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
+    def reshape(self, *shape): return _ops().reshape(self, _one_or_many(shape))
     def flatten(self, start_dim=0): return _ops().flatten(self, start_dim)
-    def transpose(self, *axes): return _ops().transpose(self, axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else (axes or None))
+    def transpose(self, *axes): return _ops().transpose(self, _one_or_many(axes) or None)
     def swapaxes(self, a, b): return _ops().swapaxes(self, a, b)
     def astype(self, dtype): return _ops().astype(self, dtype)
 
@@ -145,6 +147,11 @@ def _ops():
     from . import ops  # late import: ops needs Tensor
 
     return ops
+
+
+def _one_or_many(args: tuple) -> tuple:
+    """``t.reshape(2, 3)`` and ``t.reshape((2, 3))`` mean the same, as in NumPy."""
+    return tuple(args[0]) if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
 
 
 def _raw(x: Any) -> Any:
