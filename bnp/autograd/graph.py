@@ -82,7 +82,12 @@ def make_node(data: Any, parents: Sequence[Tensor], vjps: Sequence[VJP | None], 
             out._vjps = tuple(vjps)
             out._op = op
         else:
-            out._hint = f"it was computed by '{op}' under bnp.no_grad()"
+            out._hint = f"its graph was not recorded: '{op}' ran under bnp.no_grad()"
+    else:  # pass the reason on, so an error many operations later still names it
+        for p in parents:
+            if p._hint:
+                out._hint = p._hint
+                break
     return out
 
 
