@@ -85,7 +85,9 @@ def _raw_index(idx: Any) -> tuple:
     for k in idx:
         if isinstance(k, Tensor):
             k = k.data
-        if isinstance(k, list):
+        if isinstance(k, list) or (backend.is_array(k) and backend.array_backend(k) != backend.get_backend()):
+            # Index arrays are small host data (labels, picks): moving them is cheap
+            # and expected (PyTorch too accepts CPU indices for CUDA tensors).
             k = backend.asarray(k)
         if backend.is_array(k) and k.dtype.kind == "b":
             out.extend(k.nonzero())  # boolean masks become integer picks
