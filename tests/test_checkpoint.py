@@ -124,3 +124,35 @@ def test_atomic_write_leaves_no_temporary_and_replaces(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == ["ck.npz"]  # the old checkpoint survives intact, no temp file
     monkeypatch.undo()
     np.testing.assert_array_equal(backend.to_numpy(checkpoint.load(path)["v"]), np.zeros(3))
+
+
+def test_model_and_optimizer_round_trip_through_a_file(tmp_path):
+    """Save mid-training, train on; a fresh model and optimizer loaded from the file continue identically."""
+    from bnp.data import DataLoader, synthetic
+    from bnp.nn import models
+    from bnp.train import fit
+
+    ds = synthetic(n_train=64, n_test=16, seed=0)
+
+    def setup(seed):
+        model = models.mlp([20, 16, 4], norm="bn", rng=seed)
+        return model, Adam(model.parameters(), lr=1e-2), DataLoader((ds.X_train, ds.y_train), batch_size=16, seed=4)
+
+    model, opt, loader = setup(0)
+    fit(model, loader, opt, epochs=2, progress=False)
+    x = bnp.tensor(ds.X_test)
+    predictions = model.eval()(x).numpy()
+    path = tmp_path / "run.npz"
+    checkpoint.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": loader.epoch}, path)
+    later = fit(model, loader, opt, epochs=2, progress=False).step_losses
+
+    state = checkpoint.load(path)
+    fresh, fresh_opt, fresh_loader = setup(1)  # different initial weights: everything must come from the file
+    fresh.load_state_dict(state["model"])
+    fresh_opt.load_state_dict(state["optimizer"])
+    fresh_loader.set_epoch(state["epoch"])
+    np.testing.assert_array_equal(fresh.eval()(x).numpy(), predictions)  # BN running statistics included
+    resumed = fit(fresh, fresh_loader, fresh_opt, epochs=2, progress=False).step_losses
+    np.testing.assert_array_equal(resumed, later)
+    for a, b in zip(fresh.parameters(), model.parameters(), strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
