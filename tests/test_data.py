@@ -2,6 +2,7 @@
 
 import gzip
 import os
+import struct
 import sys
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 
 import bnp
 from bnp import backend
-from bnp.data import DataFileError, DataLoader, Dataset, digits, mnist, synthetic, write_idx
+from bnp.data import DataFileError, DataLoader, Dataset, digits, mnist, read_idx, synthetic, write_idx
 
 
 # -- synthetic -----------------------------------------------------------------------
@@ -103,14 +104,37 @@ def test_digits_without_sklearn_says_what_to_install(monkeypatch):
 NAMES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
 
 
+def _idx_bytes(array):
+    """The IDX format written out independently of bnp: magic 0x0000 08 ndim, big-endian dims, bytes."""
+    array = np.asarray(array, dtype=np.uint8)
+    return struct.pack(">I", 0x0800 + array.ndim) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
+
+
+def _write(path, array):
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "wb") as f:
+        f.write(_idx_bytes(array))
+
+
 def _fake_mnist(directory, gz=True, n_train=6, n_test=4, side=5, seed=0):
     rng = np.random.default_rng(seed)
     os.makedirs(directory, exist_ok=True)
     arrays = [rng.integers(0, 256, (n_train, side, side)), rng.integers(0, 10, n_train),
               rng.integers(0, 256, (n_test, side, side)), rng.integers(0, 10, n_test)]
     for name, array in zip(NAMES, arrays, strict=True):
-        write_idx(os.path.join(directory, name + (".gz" if gz else "")), array)
+        _write(os.path.join(directory, name + (".gz" if gz else "")), array)
     return arrays
+
+
+def test_idx_magic_numbers_and_writer(tmp_path):
+    assert _idx_bytes(np.zeros((2, 3, 3)))[:4] == (2051).to_bytes(4, "big")
+    assert _idx_bytes(np.zeros(2))[:4] == (2049).to_bytes(4, "big")
+    images = np.arange(24).reshape(2, 3, 4)
+    write_idx(str(tmp_path / "a"), images)
+    write_idx(str(tmp_path / "b.gz"), images)
+    assert (tmp_path / "a").read_bytes() == _idx_bytes(images)
+    assert gzip.decompress((tmp_path / "b.gz").read_bytes()) == _idx_bytes(images)
+    np.testing.assert_array_equal(read_idx(str(tmp_path / "b.gz"), 2051), images)
 
 
 @pytest.mark.parametrize("gz", [True, False])
@@ -196,10 +220,10 @@ def test_mnist_reports_broken_gzip_and_mismatched_counts(tmp_path):
     with pytest.raises(DataFileError, match=f"{victim}: corrupt or truncated gzip"):
         mnist(tmp_path)
     _fake_mnist(tmp_path)
-    write_idx(str(tmp_path / "train-labels-idx1-ubyte.gz"), np.zeros(5))
+    _write(tmp_path / "train-labels-idx1-ubyte.gz", np.zeros(5))
     with pytest.raises(DataFileError, match="has 6 images but .* has 5 labels"):
         mnist(tmp_path)
-    write_idx(str(tmp_path / "train-labels-idx1-ubyte.gz"), np.full(6, 12))
+    _write(tmp_path / "train-labels-idx1-ubyte.gz", np.full(6, 12))
     with pytest.raises(DataFileError, match="label 12 out of range"):
         mnist(tmp_path)
 
