@@ -12,7 +12,7 @@ from typing import Any
 
 from . import backend
 from .autograd import Tensor, ops
-from .autograd.im2col import output_size, pair, unfold
+from .autograd.im2col import output_size, pair, pool_geometry, unfold, window_max, window_sum
 from .autograd.ops import relu, sigmoid, tanh
 
 __all__ = ["relu", "tanh", "sigmoid", "softmax", "log_softmax", "linear", "cross_entropy", "mse_loss", "flatten",
@@ -126,39 +126,16 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 
     return out if bias is None else out + ops.reshape(bias, (out_c, 1, 1))
 
 
-def _pool(x: Tensor, kernel_size: Any, stride: Any, reduce: Any, where: str) -> Tensor:
-    """Reduce every ``kh x kw`` window of every channel with ``reduce(t, axes)``.
-
-    Non-overlapping windows (stride == kernel, the usual case) are a free
-    reshape (N, C, OH, kh, OW, kw) of the input, cropped to whole windows as
-    PyTorch does; overlapping ones go through ``unfold`` on each channel.
-    """
-    _check_image(x, where)
-    kernel = pair(kernel_size, f"{where}: kernel_size")
-    stride = kernel if stride is None else pair(stride, f"{where}: stride")
-    n, c, h, w = x.shape
-    if min(kernel) < 1 or min(stride) < 1:
-        raise ValueError(f"{where}: kernel_size and stride must be >= 1, got {kernel} and {stride}")
-    if h < kernel[0] or w < kernel[1]:
-        raise ValueError(f"{where}: kernel {kernel} is larger than the input's spatial size {(h, w)} (input {x.shape})")
-    oh, ow = output_size((h, w), kernel, stride, (0, 0))
-    if stride == kernel:
-        if (oh * kernel[0], ow * kernel[1]) != (h, w):
-            x = x[:, :, : oh * kernel[0], : ow * kernel[1]]
-        windows = ops.reshape(x, (n, c, oh, kernel[0], ow, kernel[1]))
-        return reduce(windows, (3, 5))
-    cols = unfold(ops.reshape(x, (n, c, 1, h, w)), kernel, stride, 0)  # (N, C, kh*kw, L)
-    return ops.reshape(reduce(cols, 2), (n, c, oh, ow))
-
-
 def max_pool2d(x: Tensor, kernel_size: Any, stride: Any = None) -> Tensor:
     """Maximum over each ``kernel_size`` window; ``stride`` defaults to ``kernel_size``.
 
-    Shapes: (N, C, H, W) -> (N, C, OH, OW), ``OH = (H - kh) // sh + 1``. Gradient
-    flows to the maximum of each window (shared equally between exact ties,
-    where PyTorch picks one).
+    Shapes: (N, C, H, W) -> (N, C, OH, OW), ``OH = (H - kh) // sh + 1`` (rows and
+    columns that do not fill a window are dropped, as in PyTorch). The gradient
+    flows to the maximum of each window (the first one on ties, as in PyTorch).
     """
-    return _pool(x, kernel_size, stride, ops.max, "max_pool2d")
+    _check_image(x, "max_pool2d")
+    kernel, stride, _ = pool_geometry("max_pool2d", x.shape, kernel_size, stride)
+    return window_max(x, kernel, stride)
 
 
 def avg_pool2d(x: Tensor, kernel_size: Any, stride: Any = None) -> Tensor:
@@ -166,7 +143,9 @@ def avg_pool2d(x: Tensor, kernel_size: Any, stride: Any = None) -> Tensor:
 
     Shapes: (N, C, H, W) -> (N, C, OH, OW), ``OH = (H - kh) // sh + 1``.
     """
-    return _pool(x, kernel_size, stride, ops.mean, "avg_pool2d")
+    _check_image(x, "avg_pool2d")
+    kernel, stride, _ = pool_geometry("avg_pool2d", x.shape, kernel_size, stride)
+    return window_sum(x, kernel, stride) * (1.0 / (kernel[0] * kernel[1]))
 
 
 def _channel_vector(a: Any, channels: int, name: str) -> Any:

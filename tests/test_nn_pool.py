@@ -1,6 +1,6 @@
-"""max_pool2d and avg_pool2d: PyTorch as reference, finite differences to second
-order, batched upstream gradients, both code paths (non-overlapping windows by
-reshape, overlapping ones by unfold), and the layers' input checks.
+"""max_pool2d and avg_pool2d: PyTorch as reference (ties included), finite
+differences to second order, batched upstream gradients, the adjoint pairs of
+window primitives behind them, and the layers' input checks.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 import bnp
 import bnp.functional as F
 from bnp import nn
+from bnp.autograd.im2col import pool_geometry, window_argmax, window_pick, window_place, window_spread, window_sum
 from bnp.testing import gradcheck, gradgradcheck
 
 POOLS = {"max": F.max_pool2d, "avg": F.avg_pool2d}
@@ -77,6 +78,38 @@ def test_pool_batched_upstream_gradients_equal_stacked_ones(kind, geom, seed):
     for k in range(3):
         (single,) = bnp.grad(out, [x], grad_outputs=ups[k], retain_graph=True)
         np.testing.assert_allclose(batched.numpy()[k], single.numpy(), rtol=1e-12, atol=1e-12)
+
+
+@given(geom=pool_geometries(), seed=seeds)
+def test_window_primitives_are_adjoint_pairs(geom, seed):
+    shape, kernel, stride = geom
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape)
+    _, _, out_hw = pool_geometry("test", shape, kernel, stride)
+    g = rng.standard_normal(shape[:2] + out_hw)
+    which = rng.integers(0, kernel[0] * kernel[1], shape[:2] + out_hw)
+    summed = window_sum(bnp.tensor(x), kernel, stride).numpy()
+    spread = window_spread(bnp.tensor(g), shape[2:], kernel, stride).numpy()
+    assert np.isclose(np.sum(summed * g), np.sum(x * spread), rtol=1e-12)
+    picked = window_pick(bnp.tensor(x), which, kernel, stride).numpy()
+    placed = window_place(bnp.tensor(g), which, shape[2:], kernel, stride).numpy()
+    assert np.isclose(np.sum(picked * g), np.sum(x * placed), rtol=1e-12)
+    top, arg = window_argmax(x, kernel, stride)
+    np.testing.assert_array_equal(window_pick(bnp.tensor(x), arg, kernel, stride).numpy(), top)
+
+
+@pytest.mark.parametrize("kernel, stride", [(2, None), (3, 1), ((2, 3), (1, 2))])
+def test_max_pool_ties_send_the_gradient_to_the_first_maximum_like_torch(kernel, stride):
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(0).integers(0, 3, (2, 2, 6, 7)).astype(float)  # many ties
+    ours = bnp.tensor(x, requires_grad=True)
+    theirs = torch.tensor(x, requires_grad=True)
+    out, ref = F.max_pool2d(ours, kernel, stride), torch.nn.functional.max_pool2d(theirs, kernel, stride)
+    up = np.random.default_rng(1).standard_normal(out.shape)
+    out.backward(up)
+    ref.backward(torch.tensor(up))
+    np.testing.assert_array_equal(out.numpy(), ref.detach().numpy())
+    np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-12, atol=1e-12)
 
 
 def test_max_pool_values_and_gradient_by_hand():

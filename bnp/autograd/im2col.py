@@ -1,7 +1,7 @@
-"""Image patches as columns (im2col) and back: the two primitives behind convolution.
+"""Sliding windows over images: the primitives behind convolution and pooling.
 
-``unfold`` copies every ``kh x kw`` window of a (zero-padded) image into a
-column, so that a convolution becomes one matrix product::
+**im2col.** ``unfold`` copies every ``kh x kw`` window of a (zero-padded) image
+into a column, so that a convolution becomes one matrix product::
 
     x (N, C, H, W)  --unfold-->  cols (N, C*kh*kw, L),   L = OH * OW
     weight (O, C, kh, kw) viewed as (O, C*kh*kw);  weight @ cols -> (N, O, L)
@@ -16,12 +16,26 @@ image, summing where windows overlap, then crop the padding) is exactly its
 adjoint. Each is therefore the VJP of the other, and derivatives of any
 order come for free.
 
+**Pooling.** The same idea gives two more adjoint pairs, which reduce each
+window without materializing it:
+
+* ``window_sum`` (sum of each window) and ``window_spread`` (add each value to
+  every entry of its window) -- average pooling;
+* ``window_pick`` (the entry at a given offset of each window) and
+  ``window_place`` (put each value back at that entry) -- max pooling picks
+  the offset of each window's maximum, a constant index, so its derivative is
+  exactly ``window_place`` (first maximum on ties, as PyTorch).
+
+Why not reshape to (N, C, OH, kh, OW, kw) and call ``max``/``sum`` over the
+window axes: NumPy reduces over such strided axes about 40x slower than the
+loops below, which make one elementwise pass per kernel offset.
+
 No Python loop runs over pixels: ``unfold`` reads all windows through one
 strided *view* of the padded image (``as_strided``, no copy) and copies it
-once when reshaping; ``fold`` loops only over the ``kh*kw`` kernel offsets,
-each iteration adding a whole strided slice.
+once when reshaping; the other operations loop only over the ``kh*kw`` kernel
+offsets, each iteration handling a whole strided slice.
 
-Both accept extra leading axes (``(*, C, H, W)`` and ``(*, C*kh*kw, L)``);
+All accept extra leading axes (``(*, C, H, W)``, ``(*, C*kh*kw, L)``, ...);
 that is how batched upstream gradients (``bnp.hessian``) pass through.
 """
 
@@ -168,4 +182,129 @@ def fold(cols: Tensor, output_size: Any, kernel_size: Any, stride: Any = 1, padd
     return make_node(out, (cols,), (vjp,), "fold")
 
 
-__all__ = ["unfold", "fold", "pair", "output_size"]
+# -- pooling windows ------------------------------------------------------------------
+# Masks are applied by multiplying with 0/1 arrays rather than with ``where``:
+# NumPy's ``where`` on an unpredictable mask is ~20x slower than a product.
+def _offsets(kernel: Pair, stride: Pair, out_hw: Pair):
+    """``(k, rows, cols)`` per kernel offset ``k = i*kw + j``: slices selecting, for every
+    window, its entry at offset ``(i, j)`` -- an (OH, OW) strided view of the image."""
+    (kh, kw), (sh, sw), (oh, ow) = kernel, stride, out_hw
+    for i in range(kh):
+        for j in range(kw):
+            yield i * kw + j, slice(i, i + sh * (oh - 1) + 1, sh), slice(j, j + sw * (ow - 1) + 1, sw)
+
+
+def _disjoint(kernel: Pair, stride: Pair) -> bool:
+    """Windows do not overlap: every input entry belongs to at most one window."""
+    return stride[0] >= kernel[0] and stride[1] >= kernel[1]
+
+
+def pool_geometry(where: str, shape: tuple[int, ...], kernel_size: Any, stride: Any) -> tuple[Pair, Pair, Pair]:
+    """Checked (kernel, stride, (OH, OW)) for pooling windows without padding; stride None means kernel."""
+    kernel = pair(kernel_size, f"{where}: kernel_size")
+    stride = kernel if stride is None else pair(stride, f"{where}: stride")
+    if len(shape) < 2:
+        raise ValueError(f"{where}: expected input of shape (N, C, H, W), got {shape}")
+    if min(kernel) < 1 or min(stride) < 1:
+        raise ValueError(f"{where}: kernel_size and stride must be >= 1, got {kernel} and {stride}")
+    if shape[-2] < kernel[0] or shape[-1] < kernel[1]:
+        raise ValueError(
+            f"{where}: kernel {kernel} is larger than the input's spatial size {shape[-2:]} (input {shape})"
+        )
+    return kernel, stride, output_size(shape[-2:], kernel, stride, (0, 0))
+
+
+def window_sum(x: Tensor, kernel_size: Any, stride: Any = None) -> Tensor:
+    """Sum of every window (no padding): (*, H, W) -> (*, OH, OW), ``OH = (H - kh) // sh + 1``."""
+    kernel, stride, out_hw = pool_geometry("window_sum", x.shape, kernel_size, stride)
+    size = x.shape[-2:]
+    out = None
+    for _, rows, cols in _offsets(kernel, stride, out_hw):
+        if out is None:
+            out = x.data[..., rows, cols].copy()
+        else:
+            out += x.data[..., rows, cols]
+    return make_node(out, (x,), (lambda g, o: window_spread(g, size, kernel, stride),), "window_sum")
+
+
+def window_spread(g: Tensor, size: Any, kernel_size: Any, stride: Any = None) -> Tensor:
+    """Adjoint of :func:`window_sum`: add each value to every entry of its window.
+
+    Shapes: (*, OH, OW) -> (*, H, W) with ``size = (H, W)``; entries in no window get 0.
+    """
+    size = pair(size, "window_spread: size")
+    kernel, stride, out_hw = pool_geometry("window_spread", size, kernel_size, stride)
+    if g.shape[-2:] != out_hw:
+        raise ValueError(f"window_spread: expected (*, {out_hw[0]}, {out_hw[1]}) for windows on {size}, got {g.shape}")
+    out = backend.xp().zeros(g.shape[:-2] + size, dtype=g.dtype)
+    for _, rows, cols in _offsets(kernel, stride, out_hw):
+        out[..., rows, cols] += g.data
+    return make_node(out, (g,), (lambda g2, o: window_sum(g2, kernel, stride),), "window_spread")
+
+
+def window_argmax(data: Any, kernel_size: Any, stride: Any = None) -> tuple[Any, Any]:
+    """(max, offset of the max) of every window of a raw array: (*, H, W) -> two (*, OH, OW) arrays.
+
+    The offset is numbered ``i*kw + j`` (int8 when it fits); on ties the first offset wins.
+    """
+    xp = backend.xp()
+    kernel, stride, out_hw = pool_geometry("window_argmax", data.shape, kernel_size, stride)
+    index_type = xp.int8 if kernel[0] * kernel[1] <= 127 else xp.int32
+    top = which = None
+    for k, rows, cols in _offsets(kernel, stride, out_hw):
+        part = data[..., rows, cols]
+        if top is None:
+            top, which = part.copy(), xp.zeros(part.shape, dtype=index_type)
+            continue
+        better = part > top  # strict: an earlier offset keeps a tie
+        xp.maximum(top, part, out=top)
+        which += better * (index_type(k) - which)  # which = k where better
+    return top, which
+
+
+def window_pick(x: Tensor, which: Any, kernel_size: Any, stride: Any = None) -> Tensor:
+    """The entry at offset ``which`` (numbered ``i*kw + j``) of every window: (*, H, W) -> (*, OH, OW).
+
+    ``which`` is a constant integer array of shape (..., OH, OW), broadcast against
+    the leading axes of ``x``; the map is linear in ``x``.
+    """
+    kernel, stride, out_hw = pool_geometry("window_pick", x.shape, kernel_size, stride)
+    size = x.shape[-2:]
+    out = backend.xp().zeros(backend.broadcast_shapes(x.shape[:-2] + out_hw, which.shape), dtype=x.dtype)
+    for k, rows, cols in _offsets(kernel, stride, out_hw):
+        out += x.data[..., rows, cols] * (which == k)
+    return make_node(out, (x,), (lambda g, o: window_place(g, which, size, kernel, stride),), "window_pick")
+
+
+def window_place(g: Tensor, which: Any, size: Any, kernel_size: Any, stride: Any = None) -> Tensor:
+    """Adjoint of :func:`window_pick`: put each value at offset ``which`` of its window, zeros elsewhere
+    (values add up where windows overlap). Shapes: (*, OH, OW) -> (*, H, W)."""
+    size = pair(size, "window_place: size")
+    kernel, stride, out_hw = pool_geometry("window_place", size, kernel_size, stride)
+    xp = backend.xp()
+    out = xp.zeros(g.shape[:-2] + size, dtype=g.dtype)
+    disjoint = _disjoint(kernel, stride)
+    for k, rows, cols in _offsets(kernel, stride, out_hw):
+        if disjoint:  # write straight into the strided slice, no temporary
+            xp.multiply(g.data, which == k, out=out[..., rows, cols])
+        else:
+            out[..., rows, cols] += g.data * (which == k)
+    return make_node(out, (g,), (lambda g2, o: window_pick(g2, which, kernel, stride),), "window_place")
+
+
+def window_max(x: Tensor, kernel_size: Any, stride: Any = None) -> Tensor:
+    """Maximum of every window: (*, H, W) -> (*, OH, OW).
+
+    The value is ``window_pick(x, argmax)`` with the argmax held constant, so the
+    gradient goes to the (first) maximum of each window and second derivatives are 0.
+    """
+    kernel, stride, _ = pool_geometry("window_max", x.shape, kernel_size, stride)
+    top, which = window_argmax(x.data, kernel, stride)
+    size = x.shape[-2:]
+    return make_node(top, (x,), (lambda g, o: window_place(g, which, size, kernel, stride),), "window_max")
+
+
+__all__ = [
+    "unfold", "fold", "pair", "output_size", "pool_geometry", "window_sum", "window_spread", "window_argmax",
+    "window_pick", "window_place", "window_max",
+]
