@@ -16,8 +16,9 @@ from . import backend
 from .autograd import Tensor, enable_grad, grad, hessian, hvp, is_grad_enabled, jacobian, no_grad, tensor
 from .backend import get_backend, get_default_dtype, set_backend, set_default_dtype
 
-from . import functional, nn, optim, checkpoint  # noqa: E402,I001  (after the core they build on)
+from . import checkpoint, data, functional, nn, optim, train  # noqa: E402,I001  (after the core they build on)
 from .checkpoint import load, save
+from .train import evaluate, fit
 from .nn.fullnorm import FullNorm1d, FullNorm2d
 from .preconditioner import BNP
 
@@ -29,5 +30,5 @@ __version__ = "0.1.0"
 __all__ = [
     "Tensor", "tensor", "grad", "no_grad", "enable_grad", "is_grad_enabled", "hvp", "hessian", "jacobian",
     "set_backend", "get_backend", "set_default_dtype", "get_default_dtype", "backend",
-    "functional", "nn", "optim", "checkpoint", "save", "load", "BNP",
+    "functional", "nn", "optim", "checkpoint", "save", "load", "BNP", "data", "train", "fit", "evaluate",
 ]

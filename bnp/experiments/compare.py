@@ -64,30 +64,24 @@ class CompareConfig:
 
 # -- building blocks ---------------------------------------------------------------
 def load_data(config: CompareConfig, image: bool):
-    """The data set as host arrays (X_train, y_train, X_test, y_test, n_classes)."""
+    """The data set as host arrays (X_train, y_train, X_test, y_test, n_classes);
+    images (N, C, H, W) for the convnet, flat vectors for the MLP."""
     from .. import data as bdata
 
     if config.data == "synthetic":
-        kwargs: dict[str, Any] = dict(n_train=config.n_train, n_test=config.n_test, seed=1234)
-        if image:
-            kwargs["image_shape"] = (config.image_size, config.image_size)
-        ds = bdata.synthetic(**kwargs)
+        shape = (config.image_size, config.image_size) if image else None
+        ds = bdata.synthetic(n_train=config.n_train, n_test=config.n_test, seed=1234, image_shape=shape)
     elif config.data == "digits":
         ds = bdata.digits(seed=1234)
     elif config.data in ("mnist", "fashion"):
-        ds = bdata.mnist(config.data_dir, kind=config.data)
-        ds = ds.subset(config.n_train, config.n_test) if hasattr(ds, "subset") else ds
+        ds = bdata.mnist(config.data_dir, kind=config.data).subset(config.n_train, config.n_test)
     else:
         raise ValueError(f"compare: unknown data {config.data!r}; expected synthetic, digits, mnist or fashion")
-    X_tr, X_te = ds.X_train, ds.X_test
-    if image and X_tr.ndim == 2:
-        side = int(round(math.sqrt(X_tr.shape[1])))
-        if side * side != X_tr.shape[1]:
-            raise ValueError(f"compare: data {config.data!r} has {X_tr.shape[1]} features, not a square image")
-        X_tr, X_te = X_tr.reshape(-1, 1, side, side), X_te.reshape(-1, 1, side, side)
-    if not image and X_tr.ndim > 2:
-        X_tr, X_te = X_tr.reshape(len(X_tr), -1), X_te.reshape(len(X_te), -1)
-    return X_tr, ds.y_train, X_te, ds.y_test, ds.n_classes
+    if image and ds.X_train.ndim != 4:
+        raise ValueError(f"compare: the cnn needs image data, but {ds.name} has inputs of shape {ds.input_shape}")
+    if not image:
+        ds = ds.flattened()
+    return ds.X_train, ds.y_train, ds.X_test, ds.y_test, ds.n_classes
 
 
 def build_model(kind: str, method: str, shape: tuple[int, ...], n_classes: int, config: CompareConfig, seed: int):
