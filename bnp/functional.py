@@ -105,8 +105,9 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 
 
     Layout: ``weight (O, C*kh*kw) @ unfold(x) (N, C*kh*kw, OH*OW)`` broadcasts over N
     and yields (N, O, OH*OW), already in NCHW order: no transpose, and the
-    reshape to (N, O, OH, OW) is free. (The alternative, columns (N*L, C*kh*kw)
-    times weight.T, needs a channels-last to channels-first copy each way.)
+    reshape to (N, O, OH, OW) is free. (Measured on small_cnn's layers: one big
+    product over columns laid out (C*kh*kw, N*L) takes the same time as these N
+    small ones, but its (O, N, ...) result needs a copy to NCHW each way.)
     """
     _check_image(x, "conv2d")
     if weight.ndim != 4:
