@@ -199,10 +199,11 @@ _register("matmul", _matmul())
 
 @st.composite
 def _linear(draw):
-    n, d_in, d_out = (draw(st.integers(1, 4)) for _ in range(3))
+    lead = tuple(draw(st.lists(st.integers(1, 3), max_size=2)))  # x: (in,), (N, in) or (M, N, in)
+    d_in, d_out = draw(st.integers(1, 4)), draw(st.integers(1, 4))
     with_bias = draw(st.booleans())
     rng = _rng(draw(seeds))
-    arrays = [normal(rng, (n, d_in)), normal(rng, (d_out, d_in))] + ([normal(rng, (d_out,))] if with_bias else [])
+    arrays = [normal(rng, lead + (d_in,)), normal(rng, (d_out, d_in))] + ([normal(rng, (d_out,))] if with_bias else [])
     return Case(lambda x, w, *b: F.linear(x, w, *b), arrays)
 
 
@@ -552,3 +553,29 @@ def test_ties_share_the_gradient():
     z = bnp.tensor([-1.0, 0.0, 2.0], requires_grad=True)
     (gz,) = bnp.grad(ops.relu(z).sum() + ops.abs(z).sum(), z)
     np.testing.assert_allclose(gz.numpy(), [-1, 0, 2])  # relu'(0) = 0 and abs'(0) = 0
+
+
+@given(data=st.data())
+def test_fused_linear_equals_the_composite(data):
+    """ops.linear is a primitive for speed; its values and derivatives (first and
+    second order) must be those of ``x @ weight.T + bias``."""
+    case = data.draw(_linear(), label="case")
+    xs = _tensors(case, requires_grad=True)
+    fused, composite = case.fn(*xs), xs[0] @ xs[1].T + (xs[2] if len(xs) == 3 else 0.0)
+    np.testing.assert_allclose(fused.numpy(), composite.numpy(), rtol=1e-13, atol=1e-13)
+    rng = np.random.default_rng(0)
+    G = rng.standard_normal(fused.shape)
+    first = [bnp.grad(out, xs, grad_outputs=G, create_graph=True) for out in (fused, composite)]
+    for a, b in zip(*first, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-12, atol=1e-13)
+    W = [rng.standard_normal(x.shape) for x in xs]
+    second = [_host(_grads(_inner(f, W), xs), xs) for f in first]
+    _close(second[0], second[1], case)
+
+
+def test_linear_rejects_bad_shapes():
+    x, w = bnp.tensor(np.ones((4, 3))), bnp.tensor(np.ones((2, 5)))
+    with pytest.raises(ValueError, match=r"linear: input has 3 features \(shape \(4, 3\)\).*\(2, 5\)"):
+        F.linear(x, w)
+    with pytest.raises(ValueError, match=r"linear: bias must have shape \(2,\).*got \(3,\)"):
+        F.linear(bnp.tensor(np.ones((4, 5))), w, bnp.tensor(np.ones(3)))

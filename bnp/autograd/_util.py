@@ -34,6 +34,9 @@ def as_tensor(x: Any, like: Tensor | None = None, op: str = "") -> Tensor:
 
 def check_same_backend(op: str, *tensors: Tensor) -> None:
     """Refuse to combine a NumPy-backed tensor with a CuPy-backed one."""
+    first = type(tensors[0].data)
+    if all(type(t.data) is first for t in tensors):  # the common case, checked cheaply
+        return
     kinds = {backend.array_backend(t.data) for t in tensors}
     if len(kinds) > 1:
         raise TypeError(

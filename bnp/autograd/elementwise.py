@@ -31,6 +31,11 @@ def add(a: Any, b: Any) -> Tensor:
     return make_node(out, (a, b), (lambda g, o: sum_to(g, a.shape, o), lambda g, o: sum_to(g, b.shape, o)), "add")
 
 
+def sub(a: Any, b: Any) -> Tensor:
+    a, b, out = _binary("sub", lambda x, y: x - y, a, b)
+    return make_node(out, (a, b), (lambda g, o: sum_to(g, a.shape, o), lambda g, o: sum_to(-g, b.shape, o)), "sub")
+
+
 def mul(a: Any, b: Any) -> Tensor:
     a, b, out = _binary("mul", lambda x, y: x * y, a, b)
     return make_node(

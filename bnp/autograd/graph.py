@@ -195,8 +195,10 @@ def _run(
                 continue
             if (keep is None and node.is_leaf) or (keep is not None and id(node) in keep):
                 result[id(node)] = (node, g)
-            if _is_freed(node) and (keep is None or id(node) not in keep or len(keep) > 1):
-                raise _freed_error(node)  # its gradient would have to flow on through the freed graph
+            if not node._parents:
+                if node._op and (keep is None or id(node) not in keep or len(keep) > 1):
+                    raise _freed_error(node)  # its gradient would have to flow on through a freed graph
+                continue
             for parent, vjp in zip(node._parents, node._vjps, strict=True):
                 if not parent.requires_grad or (need is not None and id(parent) not in need):
                     continue
@@ -215,23 +217,32 @@ def backward(out: Tensor, grad: Any = None, retain_graph: bool | None = None, cr
         raise _not_differentiable(out, 0)
     seeds = _seed([out], None if grad is None else [grad], batched=False)
     retain = create_graph if retain_graph is None else retain_graph
-    owned: set[int] = {id(g.data) for g in seeds}
+    taken = {id(_memory(g.data)) for g in seeds}
     for node, g in _run([out], seeds, None, create_graph, retain).values():
         if node.grad is not None:
             node.grad = node.grad + g
             continue
         # Each leaf owns its .grad, as in PyTorch: optimizers may update it in
-        # place. A VJP may hand back a read-only view, the seed, or one array
-        # shared by two leaves (``x + y``); copy those.
-        if not g.requires_grad and (id(g.data) in owned or not _owns_writable(g.data)):
+        # place. A VJP may hand back a broadcast (read-only) view, the seed, or
+        # memory shared with another leaf (``x + y``); only those are copied.
+        if not g.requires_grad and not _private(g.data, taken):
             g = Tensor(g.data.copy())
-        owned.add(id(g.data))
+        taken.add(id(_memory(g.data)))
         node.grad = g
 
 
-def _owns_writable(arr: Any) -> bool:
-    flags = arr.flags
-    return bool(flags.owndata) and getattr(flags, "writeable", True)  # CuPy arrays are always writeable
+def _memory(arr: Any) -> Any:
+    """The array that owns the memory ``arr`` looks at."""
+    while arr.base is not None:
+        arr = arr.base
+    return arr
+
+
+def _private(arr: Any, taken: set[int]) -> bool:
+    """Whether ``arr`` can become a leaf's .grad as it is: writable, no repeated
+    entries (zero strides), memory not handed out already."""
+    writeable = getattr(arr.flags, "writeable", True)  # CuPy has no read-only arrays
+    return writeable and 0 not in arr.strides and id(_memory(arr)) not in taken
 
 
 def grad(

@@ -11,24 +11,18 @@ import builtins
 from typing import Any, Sequence
 
 from ._util import as_tensor, normalize_axes
-from .elementwise import abs, add, div, exp, log, maximum, mul, neg, pow, relu, sqrt, tanh, where
-from .linalg import matmul, swapaxes
+from .elementwise import abs, add, div, exp, log, maximum, mul, neg, pow, relu, sqrt, sub, tanh, where
+from .linalg import linear, matmul, swapaxes
 from .reductions import max, sum
 from .shapes import astype, broadcast_to, concatenate, getitem, reshape, scatter, sum_to, transpose
 from .tensor import Tensor
 
 __all__ = [
-    "abs", "add", "astype", "broadcast_to", "concatenate", "div", "exp", "flatten", "getitem", "log",
+    "abs", "add", "astype", "broadcast_to", "concatenate", "div", "exp", "flatten", "getitem", "linear", "log",
     "matmul", "max", "maximum", "mean", "min", "minimum", "mul", "neg", "pow", "relu", "reshape", "rpow",
     "scatter", "sigmoid", "sqrt", "stack", "sub", "sum", "sum_to", "swapaxes", "tanh", "transpose", "var",
     "where", "expand_dims", "squeeze", "square",
 ]
-
-
-def sub(a: Any, b: Any) -> Tensor:
-    """``a - b`` is ``a + (-b)``."""
-    b = as_tensor(b, a if isinstance(a, Tensor) else None, "sub")
-    return add(a, neg(b))
 
 
 def rpow(base: Any, exponent: Tensor) -> Tensor:

@@ -143,10 +143,17 @@ class Tensor:
         return _ops().transpose(self, None)
 
 
-def _ops():
-    from . import ops  # late import: ops needs Tensor
+_OPS = None
 
-    return ops
+
+def _ops():
+    """The ops module, imported on first use (it needs Tensor, so it cannot be imported above)."""
+    global _OPS
+    if _OPS is None:
+        from . import ops
+
+        _OPS = ops
+    return _OPS
 
 
 def _one_or_many(args: tuple) -> tuple:
