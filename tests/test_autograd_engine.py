@@ -321,3 +321,18 @@ def test_comparisons_and_integer_casts_give_constants():
     assert mask.dtype == np.bool_ and not mask.requires_grad
     assert not ops.astype(x, "int64").requires_grad
     np.testing.assert_array_equal(ops.where(mask, x, 0.0).numpy(), [0.0, 2.0])
+
+
+def test_operands_numpy_scalars_integer_axes_and_truth_values():
+    x = _leaf([1.0, 2.0])
+    assert (x * np.float32(0.5)).dtype == np.float64  # a NumPy scalar acts as a Python number
+    assert x.sum(axis=np.int64(0)).item() == 3.0
+    y = ops.where(np.array([1, 0]), x, x * 3.0)  # an integer condition means nonzero
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [1.0, 3.0])
+    assert bool(x.sum() > 2.0) and not bool(x.sum() > 5.0)
+    with pytest.raises(ValueError, match="ambiguous"):
+        bool(x > 0.0)
+    with pytest.raises(TypeError, match="0-d"):
+        len(x.sum())
+    assert ops.stack([np.ones(2), np.zeros(2)]).shape == (2, 2)  # raw arrays are accepted

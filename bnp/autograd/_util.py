@@ -16,6 +16,8 @@ def as_tensor(x: Any, like: Tensor | None = None, op: str = "") -> Tensor:
     """
     if isinstance(x, Tensor):
         return x
+    if not backend.is_array(x) and getattr(x, "shape", None) == () and hasattr(x, "item"):
+        x = x.item()  # a NumPy scalar (numpy.float32(0.5), ...) is used as a Python number
     if isinstance(x, (int, float, bool)):
         if like is not None and like.dtype.kind == "f":
             return Tensor(backend.xp().asarray(x, dtype=like.dtype))
@@ -49,9 +51,9 @@ def normalize_axes(axis: Any, ndim: int, op: str) -> tuple[int, ...]:
     """Axes as a sorted tuple of non-negative ints; None means all axes."""
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
     out = []
-    for a in axes:
+    for a in map(int, axes):  # NumPy integers too
         if not -max(ndim, 1) <= a < max(ndim, 1):
             raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} dimensions")
         if ndim:  # a 0-d tensor accepts axis 0 or -1 (as PyTorch) and has nothing to reduce

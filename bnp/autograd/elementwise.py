@@ -71,6 +71,7 @@ def maximum(a: Any, b: Any) -> Tensor:
 def where(condition: Any, a: Any, b: Any) -> Tensor:
     """``a`` where ``condition`` holds, else ``b`` (the condition is not differentiated)."""
     cond = condition.data if isinstance(condition, Tensor) else backend.asarray(condition)
+    cond = cond.astype(bool, copy=False)  # ~cond below must be logical, not bitwise, negation
     a, b, out = _binary("where", lambda x, y: backend.xp().where(cond, x, y), a, b)
 
     def pick(first: bool):

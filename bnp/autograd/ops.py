@@ -92,7 +92,7 @@ def squeeze(a: Tensor, axis: int) -> Tensor:
 
 def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     """Join tensors of equal shape along a new axis."""
-    tensors = list(tensors)
+    tensors = [as_tensor(t, None, "stack") for t in tensors]
     shapes = {t.shape for t in tensors}
     if len(shapes) != 1:
         raise ValueError(f"stack: all tensors need the same shape, got {[t.shape for t in tensors]}")

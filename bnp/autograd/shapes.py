@@ -12,7 +12,7 @@ import builtins
 from typing import Any, Sequence
 
 from .. import backend
-from ._util import batch_ndim, check_same_backend
+from ._util import as_tensor, batch_ndim, check_same_backend
 from .graph import make_node
 from .tensor import Tensor
 
@@ -171,7 +171,9 @@ def scatter(values: Tensor, idx: Any, shape: tuple[int, ...]) -> Tensor:
 
 def concatenate(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     """Join tensors along an existing axis."""
-    tensors = list(tensors)
+    tensors = [as_tensor(t, None, "concatenate") for t in tensors]
+    if not tensors:
+        raise ValueError("concatenate: needs at least one tensor")
     check_same_backend("concatenate", *tensors)
     ndim = tensors[0].ndim
     axis = axis % ndim

@@ -60,7 +60,15 @@ class Tensor:
         return not self._op
 
     def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
         return self.shape[0]
+
+    def __bool__(self) -> bool:
+        """Truth of a one-element tensor; ambiguous (an error) for more, as in NumPy."""
+        if self.size != 1:
+            raise ValueError(f"the truth value of a tensor with {self.size} elements is ambiguous")
+        return bool(self.data.reshape(()).item())
 
     def numpy(self):
         """A NumPy copy (or view) of the data on the host."""
