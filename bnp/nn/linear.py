@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from .. import backend
+from .. import functional as F
 from ..autograd import Tensor
 from . import init
-from .fused import linear
 from .module import Module
 from .parameter import Parameter
 
@@ -41,7 +41,7 @@ class Linear(Module):
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim < 1 or x.shape[-1] != self.in_features:
             raise ValueError(f"{self!r}: expected input of shape (N, {self.in_features}), got {x.shape}")
-        return linear(x, self.weight, self.bias)  # = F.linear, as one graph node (see fused.py)
+        return F.linear(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
