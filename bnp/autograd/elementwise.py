@@ -1,6 +1,6 @@
 """Elementwise primitives with broadcasting, each with its VJP in Tensor ops.
 
-Composite operations (``a - b``, sigmoid, ...) live in ``ops.py`` and are built
+Composite operations (minimum, sigmoid, mean, ...) live in ``ops.py`` and are built
 from these; only the rules below are ever differentiated by hand.
 """
 
