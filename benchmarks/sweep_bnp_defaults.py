@@ -24,7 +24,8 @@ def main() -> None:
     lrs = [float(v) for v in args.lrs.split(",")]
     print(f"{'method':6} {'batch':>5} {'rho':>5} {'eps':>6} {'lr':>6} {'final loss':>11} {'test acc':>8}")
     for batch in (int(v) for v in args.batch_sizes.split(",")):
-        settings = [("none", None, None)] + [("bnp", r, e) for e, r in itertools.product([1e-3, 1e-2, 1e-1], [0.9, 0.99])]
+        grid = itertools.product([1e-3, 1e-2, 1e-1], [0.9, 0.99])
+        settings = [("none", None, None)] + [("bnp", rho, eps) for eps, rho in grid]
         for method, rho, eps in settings:
             if method == "bnp":
                 config.bnp_rho, config.bnp_eps = rho, eps

@@ -12,18 +12,13 @@ the theory checked as property tests.
     opt.zero_grad(); loss.backward(); pre.step(); opt.step()
 """
 
-from . import backend
+# The layers, optimizers and tools, built on the core above.
+from . import backend, checkpoint, data, functional, nn, optim, train  # noqa: E402
 from .autograd import Tensor, enable_grad, grad, hessian, hvp, is_grad_enabled, jacobian, no_grad, tensor
 from .backend import get_backend, get_default_dtype, set_backend, set_default_dtype
-
-from . import checkpoint, data, functional, nn, optim, train  # noqa: E402,I001  (after the core they build on)
-from .checkpoint import load, save
-from .train import evaluate, fit
-from .nn.fullnorm import FullNorm1d, FullNorm2d
-from .preconditioner import BNP
-
-nn.register_norm("fn", FullNorm1d, FullNorm2d)
-nn.FullNorm1d, nn.FullNorm2d = FullNorm1d, FullNorm2d
+from .checkpoint import load, save  # noqa: E402
+from .preconditioner import BNP  # noqa: E402
+from .train import evaluate, fit  # noqa: E402
 
 __version__ = "0.1.0"
 

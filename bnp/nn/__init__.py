@@ -10,6 +10,7 @@ from .batchnorm import BatchNorm1d, BatchNorm2d
 from .container import Sequential
 from .conv import Conv2d
 from .flatten import Flatten
+from .fullnorm import FullNorm1d, FullNorm2d
 from .linear import Linear
 from .models import NORMS, mlp, register_norm, small_cnn
 from .module import Module
@@ -18,5 +19,8 @@ from .pooling import AvgPool2d, MaxPool2d
 
 __all__ = [
     "Module", "Parameter", "Sequential", "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "ReLU", "Tanh", "Sigmoid",
-    "Flatten", "BatchNorm1d", "BatchNorm2d", "init", "models", "mlp", "small_cnn", "NORMS", "register_norm",
+    "Flatten", "BatchNorm1d", "BatchNorm2d", "FullNorm1d", "FullNorm2d",
+    "init", "models", "mlp", "small_cnn", "NORMS", "register_norm",
 ]
+
+register_norm("fn", FullNorm1d, FullNorm2d)
