@@ -12,13 +12,12 @@ the theory checked as property tests.
     opt.zero_grad(); loss.backward(); pre.step(); opt.step()
 """
 
-# The layers, optimizers and tools, built on the core above.
-from . import backend, checkpoint, data, functional, nn, optim, train  # noqa: E402
+from . import backend, checkpoint, data, functional, nn, optim, train
 from .autograd import Tensor, enable_grad, grad, hessian, hvp, is_grad_enabled, jacobian, no_grad, tensor
 from .backend import get_backend, get_default_dtype, set_backend, set_default_dtype
-from .checkpoint import load, save  # noqa: E402
-from .preconditioner import BNP  # noqa: E402
-from .train import evaluate, fit  # noqa: E402
+from .checkpoint import load, save
+from .preconditioner import BNP
+from .train import evaluate, fit
 
 __version__ = "0.1.0"
 
