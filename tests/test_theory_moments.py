@@ -10,6 +10,7 @@ are asserted on intervals: the true kappa of a computed matrix lies between
 import math
 
 import numpy as np
+import pytest
 from hypothesis import given
 from test_theory_strategies import EPS, eig_slack, layer_inputs
 
@@ -18,6 +19,10 @@ from bnp import backend, theory
 
 def _np(x):
     return backend.to_numpy(x)
+
+
+def _b(x):
+    return backend.asarray(x)
 
 
 def _stats(a):
@@ -125,6 +130,34 @@ def test_kappa_of_M_at_least_kappa_of_S_at_least_ratio_of_variances(a):
     assert kS_up >= (d.max() - sS) / (d.min() + sS + 1e-300) * (1 - 1e-12)
 
 
+@given(layer_inputs())
+def test_gram_eigenvalues_are_the_spectrum_of_M_and_more_accurate(a):
+    """Squared singular values of at / sqrt(N): the spectrum of M, with error ~ eps sqrt(lambda lambda_max)."""
+    N, n = a.shape
+    at = np.concatenate([a, np.ones((N, 1))], axis=1)
+    w = _np(theory.gram_eigenvalues(_b(at)))
+    M = _np(theory.moment_matrix(_b(a)))
+    assert w.shape == (n + 1,) and np.all(np.diff(w) >= 0) and np.all(w >= 0)
+    np.testing.assert_allclose(w, np.linalg.eigvalsh(M), rtol=0, atol=eig_slack(M, N))
+    if N < n + 1:  # rank at most N: the missing eigenvalues are exact zeros
+        assert np.all(w[: n + 1 - N] == 0)
+    assert np.sum(w) == pytest.approx(np.trace(M), rel=1e-12)
+
+
+def test_gram_eigenvalues_resolve_what_eigvalsh_of_M_cannot():
+    """|mu| = 1e5, spread 1e-3: kappa(M) ~ 1e26; eigvalsh of the formed M gets lambda_min wrong by > 100%."""
+    rng = np.random.default_rng(0)
+    a = 1e5 + 1e-3 * rng.standard_normal((50, 1))
+    at = np.concatenate([a, np.ones((50, 1))], axis=1)
+    w = _np(theory.gram_eigenvalues(_b(at)))
+    mu, S = _stats(a)
+    # for n = 1 the spectrum is known in closed form: det M = S, trace M = S + mu^2 + 1
+    det, tr = S[0, 0], S[0, 0] + mu[0] ** 2 + 1
+    lam_min = det / (tr / 2 + np.sqrt(tr * tr / 4 - det))
+    assert w[0] == pytest.approx(lam_min, rel=1e-7)
+    assert abs(np.linalg.eigvalsh(_np(theory.moment_matrix(_b(a))))[0] - lam_min) > lam_min
+
+
 def test_mean_bound_is_sharp_for_isotropic_inputs():
     """S = I, |mu| = t: kappa(M) = lambda_+^2 with lambda_+ ~ 2 + t^2, so the (1+t^2)^2 bound is tight."""
     for t in [1.0, 10.0, 100.0]:
@@ -146,8 +179,6 @@ def test_batch_of_one_gives_zero_covariance_and_infinite_bounds():
 
 
 def test_bad_shapes_are_named():
-    import pytest
-
     with pytest.raises(ValueError, match=r"moment_matrix.*\(N, n\)"):
         theory.moment_matrix(backend.asarray(np.ones(3)))
     with pytest.raises(ValueError, match=r"moment_matrix_from_stats.*\(2, 2\)"):

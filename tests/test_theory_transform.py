@@ -224,3 +224,17 @@ def test_whitening_transform_makes_the_moments_the_identity(a):
     # errors: the inverse Cholesky factor carries relative error ~ eps kappa(S)
     np.testing.assert_allclose(ah.T @ ah / N, np.eye(n + 1), rtol=0, atol=1e3 * (N + n) * EPS * kappa
                                + 100 * N * EPS * np.abs(_product_bound(at, P)).max())
+
+
+def test_kappa_identity_needs_the_plain_convention_when_R_is_singular():
+    """kappa(P^T M P) = kappa(R) holds for |lambda|max / |lambda|min (both inf when R is singular), but
+    not for lambda_max / lambda_min+: R = [[1, 1], [1, 1]] (two identical features) has spectrum {0, 2},
+    kappa+ = 1, while blockdiag(R, 1) has {0, 1, 2}, kappa+ = 2."""
+    a = np.array([[1.0, 3.0], [2.0, 5.0], [4.0, 9.0]])  # second feature = 2 * first + 1: correlation 1
+    T = theory.transformed_moment_matrix(_b(a))
+    _, S = _stats(a)
+    R = theory.correlation_matrix(_b(S))
+    np.testing.assert_allclose(_np(R), np.ones((2, 2)), atol=1e-15)
+    assert theory.condition_number(R, psd=True) == pytest.approx(1.0)
+    assert theory.condition_number(T, psd=True) == pytest.approx(2.0)
+    assert theory.condition_number(R) > 1e14 and theory.condition_number(T) > 1e14  # inf up to rounding
