@@ -114,6 +114,13 @@ def ensure_array(data: Any) -> Any:
     return data
 
 
+def shares_memory(a: Any, b: Any) -> bool:
+    """Whether two arrays of the same backend may overlap in memory."""
+    if array_backend(a) != array_backend(b):
+        return False
+    return bool((numpy if isinstance(a, numpy.ndarray) else _xp).may_share_memory(a, b))
+
+
 def to_numpy(arr: Any) -> numpy.ndarray:
     """A host (NumPy) copy or view of a backend array."""
     if isinstance(arr, numpy.ndarray):

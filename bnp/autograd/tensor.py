@@ -179,14 +179,19 @@ def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
     Floating and Python-number data get the default dtype (float64 unless
     changed with ``bnp.set_default_dtype``); integer and boolean data keep
     their kind (class labels stay integers). ``dtype`` overrides both.
+    The data are always copied (as ``torch.tensor``): in-place updates of the
+    tensor, an optimizer's say, never reach the caller's array.
     """
     if isinstance(data, Tensor):
         data = data.data
+    source = data
     arr = backend.asarray(data)
     if dtype is None and arr.dtype.kind == "f" and not backend.is_array(data):
         dtype = backend.get_default_dtype()
     if dtype is not None:
         arr = arr.astype(dtype, copy=False)
+    if arr is source or (backend.is_array(source) and backend.shares_memory(arr, source)):
+        arr = arr.copy()
     if requires_grad and arr.dtype.kind != "f":
         raise TypeError(f"tensor(): only floating tensors can require gradients, got dtype {arr.dtype}")
     return Tensor(arr, requires_grad=requires_grad)
