@@ -238,3 +238,18 @@ def test_kappa_identity_needs_the_plain_convention_when_R_is_singular():
     assert theory.condition_number(R, psd=True) == pytest.approx(1.0)
     assert theory.condition_number(T, psd=True) == pytest.approx(2.0)
     assert theory.condition_number(R) > 1e14 and theory.condition_number(T) > 1e14  # inf up to rounding
+
+
+@given(layer_inputs(min_batch=2))
+def test_whitening_pp_t_is_the_inverse_of_M(a):
+    """With the full covariance, P_w P_w^T = M^-1: BNP becomes the input-side K-FAC factor."""
+    N, n = a.shape
+    mu, S = _stats(a)
+    w = np.linalg.eigvalsh(S)
+    if not w[0] > 1e-6 * w[-1]:  # keep to covariances whose Cholesky factor is accurate to ~1e-10
+        return
+    P = _np(theory.whitening_transform(_b(mu), _b(S)))
+    M = _np(theory.moment_matrix_from_stats(_b(mu), _b(S)))
+    Q = P @ P.T
+    tol = 1e3 * (N + n) * EPS * (w[-1] / w[0]) * _product_bound(P, P.T, M)
+    assert np.all(np.abs(Q @ M - np.eye(n + 1)) <= tol)
