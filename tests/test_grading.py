@@ -8,7 +8,7 @@ import math
 import pytest
 
 import bnp
-from bnp import grading
+from bnp import grading, theory
 from bnp.autograd import Tensor, ops
 from bnp.autograd.graph import make_node
 
@@ -105,7 +105,7 @@ def bnp_update_in_place(gw, gb, mu, var, eps):
 
 def bnp_update_dense(gw, gb, mu, var, eps):
     """Correct, through the dense P P^T of bnp.theory (rounding differs from the two-line form)."""
-    Q = bnp.theory.bnp_pp_t(mu, var, eps)
+    Q = theory.bnp_pp_t(mu, var, eps)
     rows = xp().concatenate([gw, gb[:, None]], axis=1) @ Q
     return rows[:, :-1], rows[:, -1]
 
@@ -188,7 +188,7 @@ def returns_nothing(a):
 
 def test_check_moment_matrix_passes_the_reference_solution():
     assert grading.check_moment_matrix(moment_matrix, verbose=False).passed
-    assert grading.check_moment_matrix(bnp.theory.moment_matrix, verbose=False).passed
+    assert grading.check_moment_matrix(theory.moment_matrix, verbose=False).passed
 
 
 @pytest.mark.parametrize(

@@ -50,7 +50,8 @@ to_host = bnp.backend.to_numpy
 N_TRAIN = 256 if QUICK else 1000
 STEPS = 300 if QUICK else 2000  # optimizer steps per run, the same for every method and batch size
 HIDDEN = 32 if QUICK else 64
-EVAL_SEEDS = (1, 2) if QUICK else (1, 2, 3, 4)  # seed 0 picks the learning rate; these judge
+TUNE_SEEDS = (100, 101)  # these pick each method's learning rate ...
+EVAL_SEEDS = (1, 2) if QUICK else (1, 2, 3, 4)  # ... and these, never used for tuning, judge
 BATCH_SIZES = (1, 16)
 LEARNING_RATES = (3.0, 1.0, 0.3, 0.1, 0.03, 0.01, 0.003, 0.001)
 
@@ -108,8 +109,10 @@ assert worst < 1e-12
 # The bookkeeping: `train` builds the network from a seed, runs `STEPS`
 # optimizer steps with `bnp.train.fit` and returns the loss on the whole
 # training set (infinite if the run diverged). Learning rates matter more than
-# anything else here, so each method gets its own best one from the same grid,
-# chosen with seed 0 only; the comparison is then made on fresh seeds.
+# anything else here, so each method gets its own best one from the same grid.
+# "Best" means the lowest *worst-case* loss over two tuning seeds: a learning
+# rate that works for one initialization and blows up for another is not one
+# you would want. The comparison is then made on fresh seeds.
 
 # %%
 def train(method: str, batch_size: int, lr: float, seed: int, steps: int = STEPS):
@@ -124,7 +127,8 @@ def train(method: str, batch_size: int, lr: float, seed: int, steps: int = STEPS
     optimizer = SGD(model.parameters(), lr=lr)
     preconditioner = bnp.BNP(model) if method == "bnp" else None
     try:
-        history = fit(model, loader, optimizer, steps=steps, preconditioner=preconditioner, progress=False)
+        with np.errstate(over="ignore", invalid="ignore"):  # a diverging run overflows; fit reports it
+            history = fit(model, loader, optimizer, steps=steps, preconditioner=preconditioner, progress=False)
     except FloatingPointError:  # the loss became NaN or infinite: this learning rate is too large
         return math.inf, []
     final = evaluate(model, DataLoader((data.X_train, data.y_train), batch_size=512, shuffle=False))["loss"]
@@ -132,10 +136,10 @@ def train(method: str, batch_size: int, lr: float, seed: int, steps: int = STEPS
 
 
 def best_learning_rate(method: str, batch_size: int) -> tuple[float, float]:
-    """The grid's learning rate with the lowest final loss on seed 0, and that loss."""
-    losses = {lr: train(method, batch_size, lr, seed=0)[0] for lr in LEARNING_RATES}
-    lr = min(losses, key=losses.get)
-    return lr, losses[lr]
+    """The grid's learning rate whose worst final loss over TUNE_SEEDS is lowest, and that loss."""
+    worst = {lr: max(train(method, batch_size, lr, seed)[0] for seed in TUNE_SEEDS) for lr in LEARNING_RATES}
+    lr = min(worst, key=worst.get)
+    return lr, worst[lr]
 
 
 results = {}
@@ -173,6 +177,8 @@ for batch_size in BATCH_SIZES:
 #
 # FN normalizes with running estimates of the *whole data's* moments, so a
 # batch of one sample is allowed; BNP never normalizes the forward pass at all.
+# Both train at batch size 1. How well is another matter: we give FN the same
+# learning-rate search and compare the three on the evaluation seeds.
 
 # %%
 try:
@@ -183,15 +189,20 @@ except ValueError as err:
 print("BN at batch size 1 ->", bn_error)
 assert bn_error is not None and "more than 1 value per channel" in bn_error
 
-fn_lr, fn_loss = best_learning_rate("fn", 1)
-print(f"FN at batch size 1: training loss {fn_loss:.3f} (best lr {fn_lr:g}); "
-      f"BNP at batch size 1: {results['bnp', 1]['losses'][0]:.3f}; plain SGD: {results['sgd', 1]['losses'][0]:.3f}")
-assert fn_loss < math.log(data.n_classes), "FN should learn at batch size 1 (better than any constant prediction)"
-assert max(results["bnp", 1]["losses"]) < math.log(data.n_classes), "BNP should learn at batch size 1"
+fn_lr, _ = best_learning_rate("fn", 1)
+fn_losses = [train("fn", 1, fn_lr, seed)[0] for seed in EVAL_SEEDS]
+print(f"batch size 1, training loss after {STEPS} steps on seeds {EVAL_SEEDS} (chance level {math.log(4):.3f}):")
+print(f"  FN  (lr {fn_lr:g}): " + "  ".join(f"{v:.3f}" for v in fn_losses))
+for method in ("bnp", "sgd"):
+    r = results[method, 1]
+    print(f"  {method.upper():<3} (lr {r['lr']:g}): " + "  ".join(f"{v:.3f}" for v in r["losses"]))
+assert all(math.isfinite(v) for v in fn_losses), "FN runs at batch size 1"
+assert max(results["bnp", 1]["losses"]) < math.log(data.n_classes), "BNP learns at batch size 1 (beats chance)"
+assert all(b < f for b, f in zip(results["bnp", 1]["losses"], fn_losses)), "BNP beats FN at batch size 1"
 
 # %% [markdown]
-# FN learns at batch size 1, but slowly here: more slowly than plain SGD. The
-# reason is in its gradient. FN's forward pass uses the running moments
+# FN trains at batch size 1, but slowly here: its loss stays near chance
+# level, behind even plain SGD. The reason is in its gradient. FN's forward pass uses the running moments
 # $\hat m, \hat v$, but its backward pass differentiates the *batch* moments as
 # if they were those. With one sample the batch mean is the sample itself,
 # $\partial m_B / \partial x = 1$, and this path cancels the direct path of
@@ -207,7 +218,7 @@ assert max(results["bnp", 1]["losses"]) < math.log(data.n_classes), "BNP should 
 # the formula.
 
 # %%
-fn_layer = bnp.FullNorm1d(5)
+fn_layer = bnp.nn.FullNorm1d(5)
 stream = np.random.default_rng(0)
 for _ in range(20):  # let the running moments settle
     fn_layer(bnp.tensor(2.0 + 3.0 * stream.standard_normal((1, 5))))
