@@ -77,12 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     _compare_parser(sub)
     sub.add_parser("info", help="version, backend and GPU availability")
-    try:
-        from .experiments import hessian_study
+    from .experiments import hessian_study
 
-        hessian_study.add_parser(sub)
-    except ImportError:
-        pass
+    hessian_study.add_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "compare":
         return _run_compare(args)
