@@ -207,8 +207,8 @@ def _g(v: float) -> str:
 def format_row(r: dict) -> str:
     layer = f"{r['layer']}:{'conv' if r['kind'] == 'Conv2d' else 'fc'}"
     return (f"{r['model']:5} {r['method']:6} {r['step']:>5} {layer:8} {r['mean_norm']:8.3g} "
-            f"{r['variance_spread']:10.3g} {_g(r['kappa_M'])} {_g(max(r['bound_mean'], r['bound_scales']))} {_g(r['kappa_H'])} "
-            f"{_g(r['kappa_H_bnp'])} {_g(r['kappa_M_bnp'])}")
+            f"{r['variance_spread']:10.3g} {_g(r['kappa_M'])} {_g(max(r['bound_mean'], r['bound_scales']))} "
+            f"{_g(r['kappa_H'])} {_g(r['kappa_H_bnp'])} {_g(r['kappa_M_bnp'])}")
 
 
 def run(config: HessianConfig, log=print) -> dict:
