@@ -105,9 +105,12 @@ assert (to_host(mu_hidden) >= 0).all()
 #   $\lambda_{\min}(M) \le m^\top S m / (1 + |\mu|^2)$.
 #
 # Together, $\kappa(M) \ge (1+|\mu|^2)^2 / (m^\top S m)$: for a fixed spread
-# the condition number grows like $|\mu|^4$. Separately, $M$ contains $S$ as a
-# compression, so $\kappa(M) \ge \kappa(S) \ge \max_j S_{jj} / \min_j S_{jj}$:
-# unequal feature scales hurt on their own.
+# the condition number grows like $|\mu|^4$. Separately, the test vector
+# $[u; -u^\top\mu]$ with $u$ the bottom eigenvector of $S$ gives
+# $\lambda_{\min}(M) \le \lambda_{\min}(S)$, and interlacing (the top-left block
+# of $M$ is $S + \mu\mu^\top \succeq S$) gives $\lambda_{\max}(M) \ge \lambda_{\max}(S)$.
+# So $\kappa(M) \ge \kappa(S) \ge \max_j S_{jj} / \min_j S_{jj}$: unequal
+# feature scales hurt on their own.
 #
 # We generate inputs with both defects on a knob (`bnp.data.synthetic`): each
 # feature is $s_j (z_j + \text{shift})$ with $z$ standardized and the scales
@@ -177,7 +180,7 @@ assert 0.5 < observed / predicted < 2
 # the correlation matrix of the inputs. $R$ has a unit diagonal, so its
 # eigenvalues straddle 1, and $\kappa(P^\top M P) = \kappa(R)$: **the mean and
 # the scales are gone**. In the table above the last two columns agree and do
-# not move while $\kappa(M)$ ranges over eight orders of magnitude.
+# not move while $\kappa(M)$ ranges over six orders of magnitude and more.
 # (They are not 1: these features are correlated, and a diagonal $D$ cannot
 # undo correlation.)
 

@@ -4,9 +4,10 @@
 # $G_W'$ must come first, because $g_b'$ is built from the *new* weight
 # gradient: $g_b' = g_b - G_W' \mu$ is the last row of $P P^\top$ applied to
 # $[g_w; g_b]$, namely $-\mu^\top D^{-2} g_w + (1 + \mu^\top D^{-2} \mu) g_b$.
-# Dividing by $D$ instead of $D^2$ applies $P$ only once: that is the
-# gradient in the standardized coordinates $\hat\theta$, not its image back
-# in the original ones.
+# Dividing by $D$ instead of $D^2$ gives the weight block of $P^\top g$: the
+# gradient in the standardized coordinates $\hat\theta$, half of the round
+# trip. Gradient descent on $\hat\theta$, seen in the original coordinates
+# $\theta = P\hat\theta$, moves along $P P^\top g$.
 
 # %%
 import bnp
