@@ -43,7 +43,9 @@ from . import backend
 from .running_moments import RunningMoments
 
 
-def precondition(grad_w: Any, grad_b: Any | None, mean: Any, var: Any, eps: float) -> tuple[Any, Any | None]:
+def precondition(
+    grad_w: Any, grad_b: Any | None, mean: Any, var: Any, eps: float, inplace: bool = False
+) -> tuple[Any, Any | None]:
     """Apply ``P P^T`` to one layer's gradients (pure function on backend arrays).
 
     Args:
@@ -52,18 +54,27 @@ def precondition(grad_w: Any, grad_b: Any | None, mean: Any, var: Any, eps: floa
         mean, var: (n,) per input feature, or (C,) per channel (repeated over
             kernel offsets), or (C*kh*kw,) per patch entry.
         eps: added to the variance.
+        inplace: overwrite ``grad_w`` (and ``grad_b``) instead of allocating:
+            BNP does this on the gradients it owns, to keep its cost small.
 
     Returns:
         the preconditioned (grad_w, grad_b), same shapes.
     """
-    out = grad_w.shape[0]
-    g = grad_w.reshape(out, mean.shape[0], -1)  # (out, features, offsets sharing a statistic)
-    mu = mean.reshape(1, -1, 1)
+    out, features = grad_w.shape[0], mean.shape[0]
+    g = grad_w.reshape(out, features, -1)  # (out, features, kernel offsets sharing a statistic)
+    if not (inplace and grad_w.flags.c_contiguous):  # only then is g a view of grad_w
+        g = g.copy()
     if grad_b is None:
-        return (g / (var.reshape(1, -1, 1) + mu * mu + eps)).reshape(grad_w.shape), None
-    g = (g - grad_b.reshape(out, 1, 1) * mu) / (var.reshape(1, -1, 1) + eps)
-    gb = grad_b - (g * mu).sum(axis=(1, 2))
-    return g.reshape(grad_w.shape), gb
+        g *= (1.0 / (var + mean * mean + eps)).reshape(1, features, 1)
+        return g.reshape(grad_w.shape), None
+    g -= grad_b.reshape(out, 1, 1) * mean.reshape(1, features, 1)
+    g *= (1.0 / (var + eps)).reshape(1, features, 1)
+    per_feature = g[:, :, 0] if g.shape[2] == 1 else g.sum(axis=2)  # Linear: a view, no reduction
+    new_b = per_feature @ mean
+    if inplace:
+        grad_b -= new_b
+        return g.reshape(grad_w.shape), grad_b
+    return g.reshape(grad_w.shape), grad_b - new_b
 
 
 def precondition_whitened(grad_w: Any, grad_b: Any | None, mean: Any, cov: Any, eps: float) -> tuple[Any, Any]:
@@ -166,7 +177,8 @@ class BNP:
         if self.whiten:
             spread = centred.T @ centred / rows.shape[0]
         else:
-            spread = (centred * centred).mean(axis=0)
+            centred *= centred  # in place: this runs on every forward pass
+            spread = centred.mean(axis=0)
         moments = self._moments.get(id(layer))
         if moments is None:
             moments = RunningMoments(n, self.rho, self.bias_correction, dtype=dtype, full=self.whiten)
@@ -198,7 +210,7 @@ class BNP:
             if self.whiten:
                 gw, gb = precondition_whitened(w.grad.data, gb, mean, var, self.eps)
             else:
-                gw, gb = precondition(w.grad.data, gb, mean, var, self.eps)
+                gw, gb = precondition(w.grad.data, gb, mean, var, self.eps, inplace=True)
             w.grad.data = gw
             if gb is not None:
                 b.grad.data = gb

@@ -43,8 +43,8 @@ def test_rho_zero_step_equals_dense_ppt(kind, bias, stride, padding, n, big, see
     out = layer(bnp.tensor(x))
     upstream = rng.standard_normal(out.shape)
     (out * bnp.tensor(upstream)).sum().backward()
-    gw = _host(layer.weight.grad).reshape(layer.weight.shape[0], -1)
-    gb = _host(layer.bias.grad) if bias else None
+    gw = _host(layer.weight.grad).reshape(layer.weight.shape[0], -1).copy()  # step() rewrites in place
+    gb = _host(layer.bias.grad).copy() if bias else None
     pre.step()
     mean, var = _channel_stats(x)
     reps = gw.shape[1] // len(mean)

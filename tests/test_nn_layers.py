@@ -188,3 +188,11 @@ def test_flatten_and_activations():
     np.testing.assert_array_equal(nn.ReLU()(x).numpy(), np.maximum(x.numpy(), 0))
     np.testing.assert_allclose(nn.Tanh()(x).numpy(), np.tanh(x.numpy()))
     np.testing.assert_allclose(nn.Sigmoid()(x).numpy(), 1 / (1 + np.exp(-x.numpy())))
+
+
+@pytest.mark.parametrize("layer,shape", [("linear", (2, 3)), ("conv", (2, 3, 4, 4))])
+def test_dtype_mismatch_is_refused_naming_the_layer(layer, shape):
+    module = bnp.nn.Linear(3, 2) if layer == "linear" else bnp.nn.Conv2d(3, 2, 3)
+    x = bnp.tensor(np.zeros(shape), dtype="float32")
+    with pytest.raises(TypeError, match=r"(Linear|Conv2d)\(.*expected input of dtype float64, got float32"):
+        module(x)
