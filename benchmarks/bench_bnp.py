@@ -15,10 +15,10 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+from bench_nn import limit_threads, median_ms
 
 import bnp
 import bnp.functional as F
-from bench_nn import limit_threads, median_ms
 from bnp import nn
 
 
