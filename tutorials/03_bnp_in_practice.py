@@ -91,8 +91,8 @@ x, y = next(iter(DataLoader((data.X_train, data.y_train), batch_size=32, seed=0)
 loss = bnp.functional.cross_entropy(check_model(x), y)
 loss.backward()
 layers = pre.layers
-before = [(to_host(layer.weight.grad.data), to_host(layer.bias.grad.data)) for layer in layers]
-pre.step()
+before = [(to_host(layer.weight.grad.data).copy(), to_host(layer.bias.grad.data).copy()) for layer in layers]
+pre.step()  # rewrites the gradients in place: hence the copies above
 worst = 0.0
 for layer, (gw, gb) in zip(layers, before):
     mean, var = pre.statistics(layer)
