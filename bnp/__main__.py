@@ -56,7 +56,8 @@ def _run_compare(args: argparse.Namespace) -> int:
     print(f"bnp compare: data={config.data} models={','.join(config.models)} batch sizes="
           f"{','.join(map(str, config.batch_sizes))} seeds={config.seeds} epochs={config.epochs}"
           f"{' class-sorted batches' if config.class_sorted else ''}")
-    print(f"learning rate per (model, method, batch size): the best of {list(config.lrs)} by final training loss "
+    print(f"learning rate per (model, method, batch size): the best of {list(config.lrs)} by the final loss on the "
+          "whole training set (eval mode) "
           f"on seed 0; SGD momentum {config.momentum}; BNP rho={config.bnp_rho} eps={config.bnp_eps}")
     print(compare.HEADER)
     result = compare.run(config)

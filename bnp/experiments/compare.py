@@ -1,7 +1,8 @@
 """``bnp compare``: no normalization, BN, BNP and FN side by side.
 
 For every model, method and batch size, the learning rate is picked fairly
-from a small grid by the training loss reached with seed 0 (diverged runs
+from a small grid by the final training loss reached with seed 0 (the loss
+over the whole training set at the final weights, in eval mode; diverged runs
 lose); the chosen rate is then run with every seed. All runs see the same
 number of samples (epochs), so batch size 1 means many more, noisier steps:
 the online-learning regime in which BN cannot train and BNP is meant to.
@@ -121,10 +122,16 @@ def run_one(kind: str, method: str, batch_size: int, lr: float, seed: int, array
         return {**record, "status": "failed", "error": str(exc), "final_loss": math.nan,
                 "test_accuracy": math.nan, "seconds": time.perf_counter() - start, "losses": []}
     seconds = time.perf_counter() - start
+    # The final loss is the training objective at the final weights over the whole
+    # training set, in eval mode (the network one would deploy). The running
+    # mini-batch loss would mislead with class-sorted batches: a network that
+    # just predicts the current batch's class scores well on it.
+    train_metrics = evaluate(model, DataLoader((X_tr, y_tr), batch_size=256, shuffle=False))
     metrics = evaluate(model, test_loader)
     losses = np.asarray(history.step_losses, dtype=float)
-    tail = losses[-max(1, len(losses) // (4 * config.epochs)) :]  # last quarter of the last epoch
-    return {**record, "status": "ok", "error": "", "final_loss": float(tail.mean()),
+    final = float(train_metrics["loss"]) if math.isfinite(train_metrics["loss"]) else math.inf
+    return {**record, "status": "ok", "error": "", "final_loss": final,
+            "train_accuracy": float(train_metrics["accuracy"]),
             "test_accuracy": float(metrics["accuracy"]), "seconds": seconds, "losses": _downsample(losses, 200)}
 
 
@@ -191,7 +198,7 @@ HEADER = f"{'model':5} {'method':6} {'batch':>5} {'lr':>6} {'final loss':>17} {'
 
 def _format_row(row: dict) -> str:
     if row["status"] in ("failed", "diverged"):
-        note = row["status"] + (": " + row["error"][:60] if row["error"] else "")
+        note = row["status"] + (": " + row["error"] if row["error"] else "")
         head = f"{row['model']:5} {row['method']:6} {row['batch_size']:>5} {'-':>6} {'-':>17} {'-':>15}"
         return f"{head} {row['seconds_mean']:6.1f}  {note}"
     loss = f"{row['final_loss_mean']:.4f} ± {row['final_loss_std']:.4f}"
