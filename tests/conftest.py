@@ -23,6 +23,17 @@ def _float64_default():
     bnp.set_default_dtype(previous)
 
 
+@pytest.fixture
+def cupy_backend():
+    """Run a test on the CuPy backend (GPU tests only), then restore the previous backend."""
+    previous = bnp.get_backend()
+    bnp.set_backend("cupy")
+    try:
+        yield
+    finally:
+        bnp.set_backend(previous)
+
+
 def pytest_collection_modifyitems(config, items):
     if bnp.backend.gpu_available():
         return

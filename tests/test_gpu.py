@@ -17,16 +17,6 @@ from bnp.testing import gradcheck, gradgradcheck
 pytestmark = pytest.mark.gpu
 
 
-@pytest.fixture
-def cupy_backend():
-    previous = bnp.get_backend()
-    bnp.set_backend("cupy")
-    try:
-        yield
-    finally:
-        bnp.set_backend(previous)
-
-
 def _mlp(rng, sizes=(3, 4, 2)):
     arrays = []
     for d_in, d_out in zip(sizes[:-1], sizes[1:], strict=True):

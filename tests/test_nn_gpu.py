@@ -14,16 +14,6 @@ from bnp.testing import gradcheck, gradgradcheck
 pytestmark = pytest.mark.gpu
 
 
-@pytest.fixture
-def cupy_backend():
-    previous = bnp.get_backend()
-    bnp.set_backend("cupy")
-    try:
-        yield
-    finally:
-        bnp.set_backend(previous)
-
-
 def _loss_and_grads(norm, x, y, state=None):
     model = nn.small_cnn(norm=norm, image_size=8, channels=(2, 3), rng=0)
     if state is not None:
