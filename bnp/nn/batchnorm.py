@@ -9,13 +9,14 @@ from .module import Module
 from .parameter import Parameter
 
 
-class _BatchNorm(Module):
-    """Shared by BatchNorm1d and BatchNorm2d; they differ only in the input's rank."""
+class _Normalization(Module):
+    """What BN and FN layers share: the per-channel affine parameters, the running
+    moment buffers, the input-shape check and the repr. Subclasses write ``forward``."""
 
-    _ndim = 2
+    _ndim = 2  # rank of the accepted input: 2 for (N, C), 4 for (N, C, H, W)
     _layout = "(N, {c})"
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True):
+    def __init__(self, num_features: int, eps: float, momentum: float | None, affine: bool):
         super().__init__()
         if num_features < 1:
             raise ValueError(f"{type(self).__name__}: num_features must be positive, got {num_features}")
@@ -35,10 +36,23 @@ class _BatchNorm(Module):
         self.running_var[...] = 1
         self.num_batches_tracked[...] = 0
 
-    def forward(self, x: Tensor) -> Tensor:
+    def _check_input(self, x: Tensor) -> None:
         if x.ndim != self._ndim or x.shape[1] != self.num_features:
             expected = self._layout.format(c=self.num_features)
             raise ValueError(f"{self!r}: expected input of shape {expected}, got {x.shape}")
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
+
+
+class _BatchNorm(_Normalization):
+    """Shared by BatchNorm1d and BatchNorm2d; they differ only in the input's rank."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True):
+        super().__init__(num_features, eps, momentum, affine)
+
+    def forward(self, x: Tensor) -> Tensor:
+        self._check_input(x)
         momentum = self.momentum
         if self.training and momentum is None:  # cumulative average over all batches so far
             momentum = 1.0 / (int(self.num_batches_tracked) + 1)
@@ -48,9 +62,6 @@ class _BatchNorm(Module):
         if self.training:
             self.num_batches_tracked += 1
         return y
-
-    def extra_repr(self) -> str:
-        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
 
 
 class BatchNorm1d(_BatchNorm):

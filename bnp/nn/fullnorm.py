@@ -2,40 +2,21 @@
 
 from __future__ import annotations
 
-from .. import backend
 from ..autograd import Tensor
 from ..fullnorm import full_norm, update_running_moments
-from .module import Module
-from .parameter import Parameter
+from .batchnorm import _Normalization
 
 
-class _FullNorm(Module):
+class _FullNorm(_Normalization):
     """Shared by FullNorm1d and FullNorm2d; they differ only in the input's rank."""
 
-    _ndim = 2
-    _layout = "(N, {c})"
-
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True):
-        super().__init__()
-        if num_features < 1:
-            raise ValueError(f"{type(self).__name__}: num_features must be positive, got {num_features}")
         if not 0.0 < momentum <= 1.0:
             raise ValueError(f"{type(self).__name__}: momentum must lie in (0, 1], got {momentum}")
-        self.num_features, self.eps, self.momentum, self.affine = int(num_features), float(eps), momentum, affine
-        xp, dtype = backend.xp(), backend.get_default_dtype()
-        if affine:
-            self.weight = Parameter(xp.ones(num_features, dtype=dtype))
-            self.bias = Parameter(xp.zeros(num_features, dtype=dtype))
-        else:
-            self.weight = self.bias = None
-        self.register_buffer("running_mean", xp.zeros(num_features, dtype=dtype))
-        self.register_buffer("running_var", xp.ones(num_features, dtype=dtype))
-        self.register_buffer("num_batches_tracked", xp.zeros((), dtype="int64"))
+        super().__init__(num_features, eps, momentum, affine)
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.ndim != self._ndim or x.shape[1] != self.num_features:
-            expected = self._layout.format(c=self.num_features)
-            raise ValueError(f"{self!r}: expected input of shape {expected}, got {x.shape}")
+        self._check_input(x)
         if self.training:
             count = int(self.num_batches_tracked)
             mean, var = update_running_moments(x, self.running_mean, self.running_var, count, self.momentum)
@@ -43,9 +24,6 @@ class _FullNorm(Module):
             self.running_var[...] = var
             self.num_batches_tracked += 1
         return full_norm(x, self.running_mean, self.running_var, self.weight, self.bias, self.training, self.eps)
-
-    def extra_repr(self) -> str:
-        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
 
 
 class FullNorm1d(_FullNorm):
