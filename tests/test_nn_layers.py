@@ -190,9 +190,24 @@ def test_flatten_and_activations():
     np.testing.assert_allclose(nn.Sigmoid()(x).numpy(), 1 / (1 + np.exp(-x.numpy())))
 
 
-@pytest.mark.parametrize("layer,shape", [("linear", (2, 3)), ("conv", (2, 3, 4, 4))])
+_LAYERS = {
+    "linear": lambda: bnp.nn.Linear(3, 2),
+    "conv": lambda: bnp.nn.Conv2d(3, 2, 3),
+    "bn1d": lambda: bnp.nn.BatchNorm1d(3),
+    "bn2d": lambda: bnp.nn.BatchNorm2d(3),
+    "fn1d": lambda: bnp.nn.FullNorm1d(3),
+    "fn2d": lambda: bnp.nn.FullNorm2d(3),
+}
+
+
+@pytest.mark.parametrize(
+    "layer,shape",
+    [("linear", (2, 3)), ("conv", (2, 3, 4, 4)), ("bn1d", (2, 3)), ("bn2d", (2, 3, 4, 4)), ("fn1d", (2, 3)),
+     ("fn2d", (2, 3, 4, 4))],
+)
 def test_dtype_mismatch_is_refused_naming_the_layer(layer, shape):
-    module = bnp.nn.Linear(3, 2) if layer == "linear" else bnp.nn.Conv2d(3, 2, 3)
+    module = _LAYERS[layer]()
     x = bnp.tensor(np.zeros(shape), dtype="float32")
-    with pytest.raises(TypeError, match=r"(Linear|Conv2d)\(.*expected input of dtype float64, got float32"):
+    with pytest.raises(TypeError, match=r"(Linear|Conv2d|BatchNorm.d|FullNorm.d)\(.*expected input of dtype float64, "
+                       r"got float32"):
         module(x)

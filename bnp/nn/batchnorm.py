@@ -11,7 +11,7 @@ from .parameter import Parameter
 
 class _Normalization(Module):
     """What BN and FN layers share: the per-channel affine parameters, the running
-    moment buffers, the input-shape check and the repr. Subclasses write ``forward``."""
+    moment buffers, the input shape and dtype checks and the repr. Subclasses write ``forward``."""
 
     _ndim = 2  # rank of the accepted input: 2 for (N, C), 4 for (N, C, H, W)
     _layout = "(N, {c})"
@@ -40,6 +40,7 @@ class _Normalization(Module):
         if x.ndim != self._ndim or x.shape[1] != self.num_features:
             expected = self._layout.format(c=self.num_features)
             raise ValueError(f"{self!r}: expected input of shape {expected}, got {x.shape}")
+        self._check_input_dtype(x, self.running_mean.dtype)
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"

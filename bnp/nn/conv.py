@@ -62,11 +62,7 @@ class Conv2d(Module):
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"{self!r}: expected input of shape (N, {self.in_channels}, H, W), got {x.shape}")
-        if x.dtype != self.weight.dtype:  # no silent upcast of the whole network (as PyTorch)
-            raise TypeError(
-                f"{self!r}: expected input of dtype {self.weight.dtype}, got {x.dtype}; "
-                "convert with x.astype(...) or make the tensor with bnp.tensor(..., dtype=...)"
-            )
+        self._check_input_dtype(x, self.weight.dtype)
         (kh, kw), (ph, pw) = self.kernel_size, self.padding
         if x.shape[2] + 2 * ph < kh or x.shape[3] + 2 * pw < kw:
             raise ValueError(

@@ -41,11 +41,7 @@ class Linear(Module):
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim < 1 or x.shape[-1] != self.in_features:
             raise ValueError(f"{self!r}: expected input of shape (N, {self.in_features}), got {x.shape}")
-        if x.dtype != self.weight.dtype:  # no silent upcast of the whole network (as PyTorch)
-            raise TypeError(
-                f"{self!r}: expected input of dtype {self.weight.dtype}, got {x.dtype}; "
-                "convert with x.astype(...) or make the tensor with bnp.tensor(..., dtype=...)"
-            )
+        self._check_input_dtype(x, self.weight.dtype)
         return F.linear(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:

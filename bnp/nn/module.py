@@ -295,6 +295,15 @@ class Module:
                 m._buffers[name] = array
         return IncompatibleKeys(missing, unexpected)
 
+    def _check_input_dtype(self, x: Tensor, expected: Any) -> None:
+        """Refuse an input whose dtype differs from the layer's: mixing float32 and
+        float64 would silently upcast the rest of the network (PyTorch refuses too)."""
+        if x.dtype != expected:
+            raise TypeError(
+                f"{self!r}: expected input of dtype {expected}, got {x.dtype}; "
+                "convert with x.astype(...) or make the tensor with bnp.tensor(..., dtype=...)"
+            )
+
     # -- printing --------------------------------------------------------------------------
     def extra_repr(self) -> str:
         """The text inside the parentheses of this module's repr (its settings)."""
