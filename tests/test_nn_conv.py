@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from grad_checks import assert_batched_equals_stacked
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -144,11 +145,7 @@ def test_conv2d_batched_upstream_gradients_equal_stacked_ones(geom, seed):
     xs = [t(x, True), t(w, True), t(b, True)]
     out = F.conv2d(*xs, stride=stride, padding=padding)
     ups = np.random.default_rng(seed + 7).standard_normal((3, *out.shape))
-    batched = bnp.grad(out, xs, grad_outputs=ups, is_grads_batched=True, retain_graph=True)
-    for k in range(3):
-        single = bnp.grad(out, xs, grad_outputs=ups[k], retain_graph=True)
-        for bg, sg in zip(batched, single, strict=True):
-            np.testing.assert_allclose(bg.numpy()[k], sg.numpy(), rtol=1e-12, atol=1e-12)
+    assert_batched_equals_stacked(out, xs, ups, rtol=1e-12, atol=1e-12)
 
 
 def test_conv2d_hessian_of_a_small_loss_matches_finite_differences():
