@@ -83,14 +83,18 @@ def full_norm(
 def update_running_moments(
     x: Tensor, running_mean: Any, running_var: Any, count: int, momentum: float
 ) -> tuple[Any, Any]:
-    """Fold the batch moments of ``x`` into the running ones; returns the new (mean, var)."""
-    axes, _ = _axes_and_shape(x, "full_norm")
+    """Fold the batch moments of ``x`` into the running ones; returns the new (mean, var).
+
+    Shapes: x (N, C) or (N, C, H, W); running_mean, running_var (C,) -> two (C,)
+    arrays in the running moments' dtype. ``count`` is the number of batches
+    already folded in (it sets the bias-corrected weight of this one).
+    """
+    axes, shape = _axes_and_shape(x, "update_running_moments")
     with no_grad():
         data = x.data
         batch_mean = data.mean(axis=axes)
-        shape = (1, -1) + (1,) * (data.ndim - 2)
         centred = data - batch_mean.reshape(shape)
-        batch_var = (centred * centred).mean(axis=axes)
+        batch_var = (centred * centred).mean(axis=axes)  # biased: combine() needs each batch's own spread
     w = batch_weight(count, 1.0 - momentum)
     dtype = running_mean.dtype
     return combine(running_mean, running_var, batch_mean.astype(dtype), batch_var.astype(dtype), w)
