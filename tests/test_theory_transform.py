@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from test_theory_strategies import EPS, eig_slack, layer_inputs
 
@@ -210,7 +210,13 @@ def test_pp_t_closed_form_and_inverse_of_diagonal_moment_matrix(a, eps):
     assert np.all(np.abs(Mt @ Q - eye) <= 100 * (n + 1) * EPS * _product_bound(Mt, Q))
 
 
+# A well-conditioned batch (mean offset, unequal scales): the whitening checks below skip
+# numerically singular covariances, and this example makes sure they always assert at least once.
+_WELL_CONDITIONED = np.array([[1.0, 20.0], [3.0, 14.0], [0.5, 31.0], [2.0, 22.0], [4.0, 9.0]])
+
+
 @given(layer_inputs(min_batch=2))
+@example(_WELL_CONDITIONED)
 def test_whitening_transform_makes_the_moments_the_identity(a):
     N, n = a.shape
     mu, S = _stats(a)
@@ -241,6 +247,7 @@ def test_kappa_identity_needs_the_plain_convention_when_R_is_singular():
 
 
 @given(layer_inputs(min_batch=2))
+@example(_WELL_CONDITIONED)
 def test_whitening_pp_t_is_the_inverse_of_M(a):
     """With the full covariance, P_w P_w^T = M^-1: BNP becomes the input-side K-FAC factor."""
     N, n = a.shape
