@@ -24,6 +24,8 @@ Choices made here (and why):
   part of ``P`` applies, with the *uncentred* second moment:
   ``G_W' = G_W D0^-2``, ``D0^2 = s^2 + mu^2 + eps`` (Jacobi scaling of the
   block's moment matrix ``E[a a^T]``).
+  A bias that receives no gradient (frozen) counts as absent: it cannot
+  absorb the centring either.
 * Convolutions: by default statistics are per input channel, pooled over the
   batch and all spatial positions (BN's convention) and repeated over the
   kernel offsets. ``conv_statistics="patch"`` instead keeps statistics of
