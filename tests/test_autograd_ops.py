@@ -461,7 +461,7 @@ def _inner(grads, weights):
     return total
 
 
-def _close(actual, expected, case):
+def assert_close(actual, expected, case):
     for a, e in zip(actual, expected, strict=True):
         assert a.shape == e.shape
         np.testing.assert_allclose(a, e, rtol=1e-9 if not case.tol else 1e-5, atol=1e-11 if not case.tol else 1e-6)
@@ -479,7 +479,7 @@ def test_batched_vjps_equal_stacked_single_vjps(name, data, batch, seed):
     # first order: one pass with B upstream vectors == B passes
     batched = _grads(out, xs, grad_outputs=G, is_grads_batched=True, retain_graph=True)
     single = [_host(_grads(out, xs, grad_outputs=G[b], retain_graph=True), xs) for b in range(batch)]
-    _close(_host(batched, xs, (batch,)), [np.stack(s) for s in zip(*single, strict=True)], case)
+    assert_close(_host(batched, xs, (batch,)), [np.stack(s) for s in zip(*single, strict=True)], case)
 
     # second order through batched VJPs: d/dx sum_b <J^T G_b, W_b>
     W = [rng.standard_normal((batch,) + x.shape) for x in xs]
@@ -489,7 +489,7 @@ def test_batched_vjps_equal_stacked_single_vjps(name, data, batch, seed):
         single_b = _grads(out, xs, grad_outputs=G[b], create_graph=True)
         looped = looped + _inner(single_b, [w[b] for w in W])
     through_batched = _grads(_inner(batched, W), xs, retain_graph=True)
-    _close(_host(through_batched, xs), _host(_grads(looped, xs, retain_graph=True), xs), case)
+    assert_close(_host(through_batched, xs), _host(_grads(looped, xs, retain_graph=True), xs), case)
 
     # batched VJPs of a VJP, as bnp.hessian does: rows of d(J^T u)/dx in one pass
     first = _grads(out, xs, grad_outputs=G[0], create_graph=True)
@@ -501,7 +501,7 @@ def test_batched_vjps_equal_stacked_single_vjps(name, data, batch, seed):
             _host(bnp.grad(outs, xs, grad_outputs=[v[b] for v in vs], retain_graph=True, allow_unused=True), xs)
             for b in range(batch)
         ]
-        _close(_host(rows, xs, (batch,)), [np.stack(s) for s in zip(*one_by_one, strict=True)], case)
+        assert_close(_host(rows, xs, (batch,)), [np.stack(s) for s in zip(*one_by_one, strict=True)], case)
 
 
 def test_every_documented_op_has_a_case():
@@ -570,7 +570,7 @@ def test_fused_linear_equals_the_composite(data):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-12, atol=1e-13)
     W = [rng.standard_normal(x.shape) for x in xs]
     second = [_host(_grads(_inner(f, W), xs), xs) for f in first]
-    _close(second[0], second[1], case)
+    assert_close(second[0], second[1], case)
 
 
 def test_linear_rejects_bad_shapes():

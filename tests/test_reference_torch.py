@@ -53,7 +53,7 @@ def _torch_loss(params, x, y, activation, loss):
     return torch.nn.functional.mse_loss(h, torch.as_tensor(y))
 
 
-def _rel_close(actual, expected, rtol=1e-8):
+def assert_rel_close(actual, expected, rtol=1e-8):
     """Relative error in the max norm: robust where single entries are near zero."""
     actual, expected = np.asarray(actual), np.asarray(expected)
     assert actual.shape == expected.shape
@@ -85,9 +85,9 @@ def test_mlp_gradients_match_torch(problem):
     reference = _torch_loss(theirs, x, y, act, loss)
     reference.backward()
 
-    _rel_close(value.item(), reference.item(), 1e-12)
+    assert_rel_close(value.item(), reference.item(), 1e-12)
     for p, q in zip(ours, theirs, strict=True):
-        _rel_close(p.grad.numpy(), q.grad.numpy())
+        assert_rel_close(p.grad.numpy(), q.grad.numpy())
 
 
 @given(problem=problems)
@@ -107,18 +107,18 @@ def test_mlp_hessians_match_torch(problem):
 
     theta = torch.tensor(np.concatenate([p.ravel() for p in params]))
     H_ref = torch.func.hessian(torch_loss_of_flat)(theta).numpy()
-    _rel_close(H, H_ref)
+    assert_rel_close(H, H_ref)
 
 
 def test_functional_ops_match_torch():
     rng = np.random.default_rng(0)
     z = rng.standard_normal((4, 5)) * 3
     t = torch.as_tensor(z)
-    _rel_close(F.softmax(bnp.tensor(z)).numpy(), torch.softmax(t, -1).numpy(), 1e-14)
-    _rel_close(F.log_softmax(bnp.tensor(z), axis=0).numpy(), torch.log_softmax(t, 0).numpy(), 1e-14)
+    assert_rel_close(F.softmax(bnp.tensor(z)).numpy(), torch.softmax(t, -1).numpy(), 1e-14)
+    assert_rel_close(F.log_softmax(bnp.tensor(z), axis=0).numpy(), torch.log_softmax(t, 0).numpy(), 1e-14)
     target = np.array([0, 4, 2, 2])
     ce_ref = torch.nn.functional.cross_entropy(t, torch.as_tensor(target)).item()
-    _rel_close(F.cross_entropy(bnp.tensor(z), target).item(), ce_ref, 1e-14)
+    assert_rel_close(F.cross_entropy(bnp.tensor(z), target).item(), ce_ref, 1e-14)
     a = bnp.tensor(z)
-    _rel_close(a.var(axis=0, correction=1).numpy(), t.var(0, correction=1).numpy(), 1e-14)
-    _rel_close(F.sigmoid(bnp.tensor(z * 20)).numpy(), torch.sigmoid(t * 20).numpy(), 1e-14)  # no overflow
+    assert_rel_close(a.var(axis=0, correction=1).numpy(), t.var(0, correction=1).numpy(), 1e-14)
+    assert_rel_close(F.sigmoid(bnp.tensor(z * 20)).numpy(), torch.sigmoid(t * 20).numpy(), 1e-14)  # no overflow
