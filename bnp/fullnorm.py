@@ -32,15 +32,8 @@ from __future__ import annotations
 from typing import Any
 
 from .autograd import Tensor, no_grad, ops
+from .functional import per_channel_layout
 from .running_moments import batch_weight, combine
-
-
-def _axes_and_shape(x: Tensor, where: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    if x.ndim == 2:
-        return (0,), (1, x.shape[1])
-    if x.ndim == 4:
-        return (0, 2, 3), (1, x.shape[1], 1, 1)
-    raise ValueError(f"{where}: expected input of shape (N, C) or (N, C, H, W), got {x.shape}")
 
 
 def full_norm(
@@ -61,7 +54,7 @@ def full_norm(
     Shapes: x (N, C) or (N, C, H, W); running_mean, running_var (C,);
     weight, bias (C,) or None -> same shape as x.
     """
-    axes, shape = _axes_and_shape(x, "full_norm")
+    axes, shape = per_channel_layout(x, "full_norm")
     mean_hat = Tensor(running_mean.reshape(shape))
     var_hat = Tensor(running_var.reshape(shape))
     if training:
@@ -89,7 +82,7 @@ def update_running_moments(
     arrays in the running moments' dtype. ``count`` is the number of batches
     already folded in (it sets the bias-corrected weight of this one).
     """
-    axes, shape = _axes_and_shape(x, "update_running_moments")
+    axes, shape = per_channel_layout(x, "update_running_moments")
     with no_grad():
         data = x.data
         batch_mean = data.mean(axis=axes)

@@ -147,6 +147,14 @@ def avg_pool2d(x: Tensor, kernel_size: Any, stride: Any = None) -> Tensor:
     return window_sum(x, kernel, stride) * (1.0 / (kernel[0] * kernel[1]))
 
 
+def per_channel_layout(x: Tensor, where: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Axes that per-channel statistics reduce over, and the shape that broadcasts
+    a (C,) vector against ``x``: (0,), (1, C) for (N, C); (0, 2, 3), (1, C, 1, 1) for NCHW."""
+    if x.ndim not in (2, 4):
+        raise ValueError(f"{where}: expected input of shape (N, C) or (N, C, H, W), got {x.shape}")
+    return ((0,), (1, x.shape[1])) if x.ndim == 2 else ((0, 2, 3), (1, x.shape[1], 1, 1))
+
+
 def _channel_vector(a: Any, channels: int, name: str) -> Any:
     """A per-channel argument as a raw backend array of shape (C,), or None."""
     if a is None:
@@ -182,11 +190,8 @@ def batch_norm(
     running_mean, running_var (C,) backend arrays (or None in training: no
     update); weight, bias (C,) or None -> same shape as x.
     """
-    if x.ndim not in (2, 4):
-        raise ValueError(f"batch_norm: expected input of shape (N, C) or (N, C, H, W), got {x.shape}")
+    axes, shape = per_channel_layout(x, "batch_norm")
     c = x.shape[1]
-    axes = (0,) if x.ndim == 2 else (0, 2, 3)
-    shape = (1, c) + (1,) * (x.ndim - 2)
     running_mean = _channel_vector(running_mean, c, "running_mean")
     running_var = _channel_vector(running_var, c, "running_var")
     if training:
