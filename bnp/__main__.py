@@ -29,7 +29,8 @@ def _compare_parser(sub) -> None:
     p = sub.add_parser("compare", help="compare none / BN / BNP / FN across batch sizes",
                        description="Train the same networks without normalization, with BN, with BNP and with FN, "
                        "picking each method's learning rate from a grid, and report loss and accuracy.")
-    p.add_argument("--methods", type=_words, default=d.methods, help="comma list from none,bn,bnp,fn")
+    p.add_argument("--methods", type=_words, default=d.methods,
+                   help="comma list from none,bn,bnp,fn (and wbnp: whitening BNP, mlp only)")
     p.add_argument("--models", type=_words, default=d.models, help="comma list from mlp,cnn")
     p.add_argument("--batch-sizes", type=_ints, default=d.batch_sizes, help="comma list, e.g. 1,8,64")
     p.add_argument("--data", default=d.data, help="synthetic (built in), digits (scikit-learn), mnist or fashion")

@@ -83,3 +83,12 @@ def test_compare_quick_writes_table_json_csv_and_plots(tmp_path, capsys):
 def test_compare_rejects_unknown_data(tmp_path):
     with pytest.raises(ValueError, match="unknown data"):
         main(["compare", "--quick", "--data", "cifar", "--out", str(tmp_path)])
+
+
+def test_whitening_bnp_runs_on_the_mlp_and_refuses_the_cnn(tmp_path):
+    out = tmp_path / "w"
+    assert main(["compare", "--quick", "--models", "mlp", "--methods", "none,wbnp", "--out", str(out)]) == 0
+    rows = json.loads((out / "results.json").read_text())["summary"]
+    assert {r["method"] for r in rows} == {"none", "wbnp"} and all(r["status"] == "ok" for r in rows)
+    with pytest.raises(ValueError, match="Linear layers only"):
+        main(["compare", "--quick", "--models", "cnn", "--methods", "wbnp", "--out", str(out)])

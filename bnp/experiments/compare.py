@@ -26,6 +26,9 @@ import numpy as np  # host-side summaries of results only
 from .. import backend
 
 METHODS = ("none", "bn", "bnp", "fn")
+# also available, not in the default run: "wbnp", BNP with the full input covariance
+# (whitening, the K-FAC-like extension; Linear layers only, so MLP only)
+EXTRA_METHODS = ("wbnp",)
 MODELS = ("mlp", "cnn")
 
 
@@ -90,7 +93,11 @@ def build_model(kind: str, method: str, shape: tuple[int, ...], n_classes: int, 
     from ..nn import init, models
 
     init.manual_seed(seed)
-    norm = {"none": None, "bnp": None, "bn": "bn", "fn": "fn"}[method]
+    if method not in METHODS + EXTRA_METHODS:
+        raise ValueError(f"compare: unknown method {method!r}; expected one of {METHODS + EXTRA_METHODS}")
+    if method == "wbnp" and kind != "mlp":
+        raise ValueError("compare: method 'wbnp' (whitening BNP) supports Linear layers only: use --models mlp")
+    norm = {"none": None, "bnp": None, "wbnp": None, "bn": "bn", "fn": "fn"}[method]
     if kind == "mlp":
         return models.mlp([shape[-1], *config.hidden, n_classes], activation="relu", norm=norm)
     if kind == "cnn":
@@ -110,7 +117,9 @@ def run_one(kind: str, method: str, batch_size: int, lr: float, seed: int, array
     loader = DataLoader((X_tr, y_tr), batch_size=batch_size, shuffle=True, seed=seed, class_sorted=config.class_sorted)
     test_loader = DataLoader((X_te, y_te), batch_size=256, shuffle=False)
     optimizer = SGD(model.parameters(), lr=lr, momentum=config.momentum)
-    pre = BNP(model, rho=config.bnp_rho, eps=config.bnp_eps) if method == "bnp" else None
+    pre = None
+    if method in ("bnp", "wbnp"):
+        pre = BNP(model, rho=config.bnp_rho, eps=config.bnp_eps, whiten=method == "wbnp")
     record = dict(model=kind, method=method, batch_size=batch_size, lr=lr, seed=seed)
     start = time.perf_counter()
     try:
@@ -239,7 +248,7 @@ def _plot(result: dict, out: Path) -> None:
     import matplotlib.pyplot as plt
 
     cfg = result["config"]
-    colors = {"none": "tab:gray", "bn": "tab:blue", "bnp": "tab:red", "fn": "tab:green"}
+    colors = {"none": "tab:gray", "bn": "tab:blue", "bnp": "tab:red", "fn": "tab:green", "wbnp": "tab:purple"}
     chosen = {(r["model"], r["method"], r["batch_size"]): r["lr"] for r in result["summary"]}
     models, sizes = cfg["models"], cfg["batch_sizes"]
     fig, axes = plt.subplots(len(models), len(sizes), figsize=(4 * len(sizes), 3.2 * len(models)), squeeze=False)
