@@ -242,12 +242,13 @@ def _plot(result: dict, out: Path) -> None:
             mine = [r for r in rows if r["model"] == kind and r["method"] == method]
             for k, layer in enumerate(dict.fromkeys(r["layer"] for r in mine)):
                 sel = [r for r in mine if r["layer"] == layer]
-                ax.plot([r["step"] for r in sel], [abs(r["kappa_H"]) for r in sel], styles[k % 4], marker="o",
+                key = "kappa_H_bnp" if method == "bnp" else "kappa_H"  # the block BNP's descent sees
+                ax.plot([r["step"] for r in sel], [abs(r[key]) for r in sel], styles[k % 4], marker="o",
                         color=colors.get(method), label=f"{method}, layer {layer}")
         ax.set_yscale("log")
         ax.set_xlabel("training step")
-        ax.set_ylabel("kappa of the layer block")
-        ax.set_title(f"{kind}: per-layer Hessian blocks (line style = layer)")
+        ax.set_ylabel("kappa: H (none, bn), P^T H P (bnp)")
+        ax.set_title(f"{kind}: the layer blocks gradient descent sees (line style = layer)")
         ax.legend(fontsize=6, ncol=3)
     fig.tight_layout()
     fig.savefig(out / "kappa_vs_step.png", dpi=110)
