@@ -105,12 +105,7 @@ def bnp_step_fn():
     x, y = bnp.tensor(x), bnp.tensor(y)
 
     def step():
-        h = x
-        for k in range(0, len(params), 2):
-            h = F.linear(h, params[k], params[k + 1])
-            if k + 2 < len(params):
-                h = F.relu(h)
-        loss = F.cross_entropy(h, y)
+        loss = F.cross_entropy(F.mlp(x, params, F.relu), y)
         loss.backward()
         for p in params:
             p.data -= LR * p.grad.data
@@ -204,12 +199,7 @@ def bnp_hessian_fn(sizes):
     x, y = bnp.tensor(x, dtype="float64"), bnp.tensor(y, dtype="float64")
 
     def loss_fn():
-        h = x
-        for k in range(0, len(params), 2):
-            h = F.linear(h, params[k], params[k + 1])
-            if k + 2 < len(params):
-                h = F.tanh(h)
-        return F.mse_loss(h, y)
+        return F.mse_loss(F.mlp(x, params, F.tanh), y)
 
     return lambda: bnp.hessian(loss_fn, params)
 

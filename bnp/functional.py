@@ -9,7 +9,7 @@ derivatives are exact.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Sequence
 
 from . import backend
 from .autograd import Tensor, ops
@@ -17,7 +17,7 @@ from .autograd.im2col import output_size, pair, pool_geometry, unfold, window_ma
 from .autograd.ops import relu, sigmoid, tanh
 
 __all__ = ["relu", "tanh", "sigmoid", "softmax", "log_softmax", "linear", "cross_entropy", "mse_loss", "flatten",
-           "conv2d", "max_pool2d", "avg_pool2d", "batch_norm"]
+           "conv2d", "max_pool2d", "avg_pool2d", "batch_norm", "mlp"]
 
 
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
@@ -42,6 +42,25 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     One autograd primitive (``ops.linear``), tested against the composite.
     """
     return ops.linear(x, weight, bias)
+
+
+def mlp(x: Tensor, params: Sequence[Tensor], activation: Callable[[Tensor], Tensor] = relu) -> Tensor:
+    """A fully connected network written as a function of its parameters.
+
+    ``params`` is the flat list ``[W1, b1, W2, b2, ...]`` (weights (out, in),
+    biases (out,)); ``activation`` is applied between layers, not after the
+    last. Handy when the parameters are the leaves to differentiate (Hessians).
+
+    Shapes: x (N, in) -> (N, out of the last layer).
+    """
+    if len(params) % 2:
+        raise ValueError(f"mlp: params must alternate weight, bias; got {len(params)} tensors")
+    h = x
+    for k in range(0, len(params), 2):
+        h = linear(h, params[k], params[k + 1])
+        if k + 2 < len(params):
+            h = activation(h)
+    return h
 
 
 def flatten(x: Tensor, start_dim: int = 1) -> Tensor:

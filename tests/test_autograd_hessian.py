@@ -23,11 +23,7 @@ def _mlp(rng, sizes, activation="tanh", loss="mse", n=6):
     y = rng.integers(0, sizes[-1], n) if loss == "ce" else bnp.tensor(rng.standard_normal((n, sizes[-1])))
 
     def loss_fn():
-        h = x
-        for k in range(0, len(params), 2):
-            h = F.linear(h, params[k], params[k + 1])
-            if k + 2 < len(params):
-                h = act(h)
+        h = F.mlp(x, params, act)
         return F.cross_entropy(h, y) if loss == "ce" else F.mse_loss(h, y)
 
     return params, loss_fn

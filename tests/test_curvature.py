@@ -30,11 +30,7 @@ def _mlp(seed, sizes=(3, 4, 2), loss="ce", batch=6):
         y = bnp.tensor(rng.standard_normal((batch, sizes[-1])))
 
     def loss_fn():
-        h = x
-        for k in range(0, len(params), 2):
-            h = F.linear(h, params[k], params[k + 1])
-            if k + 2 < len(params):
-                h = F.tanh(h)
+        h = F.mlp(x, params, F.tanh)
         return F.cross_entropy(h, y) if loss == "ce" else F.mse_loss(h, y)
 
     return params, loss_fn

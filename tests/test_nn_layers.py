@@ -211,3 +211,13 @@ def test_dtype_mismatch_is_refused_naming_the_layer(layer, shape):
     with pytest.raises(TypeError, match=r"(Linear|Conv2d|BatchNorm.d|FullNorm.d)\(.*expected input of dtype float64, "
                        r"got float32"):
         module(x)
+
+
+def test_functional_mlp_equals_the_module_mlp():
+    init.manual_seed(3)
+    model = models.mlp([4, 6, 5, 3], activation="tanh")
+    x = bnp.tensor(np.random.default_rng(0).standard_normal((7, 4)))
+    params = list(model.parameters())
+    np.testing.assert_allclose(F.mlp(x, params, F.tanh).numpy(), model(x).numpy(), rtol=1e-14)
+    with pytest.raises(ValueError, match="alternate weight, bias"):
+        F.mlp(x, params[:-1])

@@ -33,11 +33,7 @@ def _problem(seed: int, sizes: list[int], loss: str, n: int):
 
 def _bnp_loss(params, x, y, activation, loss):
     act = ACTIVATIONS[activation][0]
-    h = bnp.tensor(x)
-    for k in range(0, len(params), 2):
-        h = F.linear(h, params[k], params[k + 1])
-        if k + 2 < len(params):
-            h = act(h)
+    h = F.mlp(bnp.tensor(x), params, act)
     return F.cross_entropy(h, y) if loss == "ce" else F.mse_loss(h, bnp.tensor(y))
 
 
