@@ -15,7 +15,6 @@
 
 # %%
 import os
-from pathlib import Path
 
 import numpy as np  # host-side: printing and plotting
 
@@ -296,18 +295,7 @@ assert abs(k_white - 1) < 1e-6
 # matplotlib has an interactive backend.
 
 # %%
-def save_or_show(fig, name: str) -> None:
-    import matplotlib
-    import matplotlib.pyplot as plt
-
-    folder = os.environ.get("BNP_TUTORIAL_FIGURES")
-    if folder:
-        path = Path(folder) / name
-        fig.savefig(path, dpi=100, bbox_inches="tight")
-        print("saved", path)
-    elif matplotlib.get_backend().lower() != "agg":
-        plt.show()
-    plt.close(fig)
+from bnp.plotting import save_or_show  # noqa: E402  (saves, or shows on screen)
 
 
 def plot_conditioning() -> None:

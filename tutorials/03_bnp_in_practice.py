@@ -23,7 +23,6 @@
 # %%
 import math
 import os
-from pathlib import Path
 
 import numpy as np  # host-side: data summaries, tables and plots
 
@@ -240,18 +239,7 @@ assert np.allclose(dy_dx.numpy(), predicted, rtol=1e-10)
 # backend.
 
 # %%
-def save_or_show(fig, name: str) -> None:
-    import matplotlib
-    import matplotlib.pyplot as plt
-
-    folder = os.environ.get("BNP_TUTORIAL_FIGURES")
-    if folder:
-        path = Path(folder) / name
-        fig.savefig(path, dpi=100, bbox_inches="tight")
-        print("saved", path)
-    elif matplotlib.get_backend().lower() != "agg":
-        plt.show()
-    plt.close(fig)
+from bnp.plotting import save_or_show  # noqa: E402  (saves, or shows on screen)
 
 
 def smooth(values, width: int = 50) -> np.ndarray:

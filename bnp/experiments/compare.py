@@ -242,10 +242,9 @@ def _json_default(obj: Any) -> Any:
 def _plot(result: dict, out: Path) -> None:
     """Loss against samples seen (one panel per model and batch size), and
     test accuracy against batch size."""
-    import matplotlib
+    from ..plotting import headless_pyplot, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = headless_pyplot()
 
     cfg = result["config"]
     colors = {"none": "tab:gray", "bn": "tab:blue", "bnp": "tab:red", "fn": "tab:green", "wbnp": "tab:purple"}
@@ -269,9 +268,7 @@ def _plot(result: dict, out: Path) -> None:
             ax.set_ylabel("training loss")
             ax.set_yscale("log")
             ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "loss_curves.png", dpi=110)
-    plt.close(fig)
+    save(fig, out / "loss_curves.png")
 
     fig, axes = plt.subplots(1, len(models), figsize=(4.5 * len(models), 3.4), squeeze=False)
     for i, kind in enumerate(models):
@@ -288,6 +285,4 @@ def _plot(result: dict, out: Path) -> None:
         ax.set_ylabel("test accuracy (%)")
         ax.set_title(kind)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "accuracy_vs_batch_size.png", dpi=110)
-    plt.close(fig)
+    save(fig, out / "accuracy_vs_batch_size.png")

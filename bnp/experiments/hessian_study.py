@@ -226,10 +226,9 @@ def run(config: HessianConfig, log=print) -> dict:
 
 
 def _plot(result: dict, out: Path) -> None:
-    import matplotlib
+    from ..plotting import headless_pyplot, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = headless_pyplot()
 
     rows = result["rows"]
     models = list(dict.fromkeys(r["model"] for r in rows))
@@ -250,9 +249,7 @@ def _plot(result: dict, out: Path) -> None:
         ax.set_ylabel("kappa: H (none, bn), P^T H P (bnp)")
         ax.set_title(f"{kind}: the layer blocks gradient descent sees (line style = layer)")
         ax.legend(fontsize=6, ncol=3)
-    fig.tight_layout()
-    fig.savefig(out / "kappa_vs_step.png", dpi=110)
-    plt.close(fig)
+    save(fig, out / "kappa_vs_step.png")
     # spectra of the blocks at the last checkpoint of the unnormalized network, before and after P
     last = max(r["step"] for r in rows)
     sel = [r for r in rows if r["method"] == "none" and r["step"] == last]
@@ -266,9 +263,7 @@ def _plot(result: dict, out: Path) -> None:
         ax.set_xlabel("index")
         ax.set_ylabel("lambda / lambda_max")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "spectra.png", dpi=110)
-    plt.close(fig)
+    save(fig, out / "spectra.png")
 
 
 # -- command line ----------------------------------------------------------------------
