@@ -73,24 +73,17 @@ ADAM_CASES = [
 ]
 
 
-@pytest.mark.parametrize("kwargs", SGD_CASES)
-def test_sgd_matches_torch(kwargs):
+@pytest.mark.parametrize(
+    "name,kwargs", [("SGD", k) for k in SGD_CASES] + [("Adam", k) for k in ADAM_CASES]
+)
+def test_optimizer_matches_torch(name, kwargs):
     torch = pytest.importorskip("torch")
-    ours, _ = _run_bnp(lambda p: SGD(p, **kwargs), 6)
-    ref = _run_torch(torch, lambda p: torch.optim.SGD(p, **kwargs), 6)
+    ours_cls, torch_cls = {"SGD": (SGD, torch.optim.SGD), "Adam": (Adam, torch.optim.Adam)}[name]
+    ours, _ = _run_bnp(lambda p: ours_cls(p, **kwargs), 6)
+    ref = _run_torch(torch, lambda p: torch_cls(p, **kwargs), 6)
     for a, b in zip(ours, ref, strict=True):
         np.testing.assert_allclose(a.numpy(), b.detach().numpy(), rtol=1e-12, atol=1e-14)
     assert not np.allclose(ours[0].numpy(), _init()[0])  # the parameters did move
-
-
-@pytest.mark.parametrize("kwargs", ADAM_CASES)
-def test_adam_matches_torch(kwargs):
-    torch = pytest.importorskip("torch")
-    ours, _ = _run_bnp(lambda p: Adam(p, **kwargs), 6)
-    ref = _run_torch(torch, lambda p: torch.optim.Adam(p, **kwargs), 6)
-    for a, b in zip(ours, ref, strict=True):
-        np.testing.assert_allclose(a.numpy(), b.detach().numpy(), rtol=1e-12, atol=1e-14)
-    assert not np.allclose(ours[0].numpy(), _init()[0])
 
 
 def test_sgd_by_hand_on_a_quadratic():
