@@ -13,11 +13,12 @@ from typing import Any, Callable, Sequence
 
 from . import backend
 from .autograd import Tensor, ops
-from .autograd.im2col import output_size, pair, pool_geometry, unfold, window_max, window_sum
+from .autograd.im2col import unfold, window_max, window_positions, window_sum
 from .autograd.ops import relu, sigmoid, tanh
+from .running_moments import batch_weight, combine
 
 __all__ = ["relu", "tanh", "sigmoid", "softmax", "log_softmax", "linear", "cross_entropy", "mse_loss", "flatten",
-           "conv2d", "max_pool2d", "avg_pool2d", "batch_norm", "mlp"]
+           "conv2d", "max_pool2d", "avg_pool2d", "batch_norm", "full_norm", "mlp"]
 
 
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
@@ -109,9 +110,40 @@ def mse_loss(prediction: Tensor, target: Any) -> Tensor:
 
 
 # -- convolution, pooling and batch normalization ----------------------------------
-def _check_image(x: Tensor, where: str) -> None:
+Pair = tuple[int, int]
+
+
+def pair(value: Any, name: str) -> Pair:
+    """A size argument as an (h, w) pair: ``3 -> (3, 3)``, ``(3, 2)`` stays; anything but ints is refused."""
+    values = (value, value) if isinstance(value, int) or not hasattr(value, "__len__") else tuple(value)
+    if len(values) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+    return (int(values[0]), int(values[1]))
+
+
+def conv_geometry(where: str, kernel_size: Any, stride: Any, padding: Any) -> tuple[Pair, Pair, Pair]:
+    """Checked (kernel, stride, padding) pairs of a convolution: kernel and stride >= 1, padding >= 0."""
+    kernel = pair(kernel_size, f"{where}: kernel_size")
+    stride, padding = pair(stride, f"{where}: stride"), pair(padding, f"{where}: padding")
+    if min(kernel) < 1 or min(stride) < 1 or min(padding) < 0:
+        raise ValueError(f"{where}: kernel_size and stride must be >= 1 and padding >= 0, got kernel_size={kernel}, "
+                         f"stride={stride}, padding={padding}")
+    return kernel, stride, padding
+
+
+def pool_geometry(where: str, kernel_size: Any, stride: Any = None) -> tuple[Pair, Pair]:
+    """Checked (kernel, stride) pairs of a pooling window; ``stride=None`` means the kernel size."""
+    kernel, stride, _ = conv_geometry(where, kernel_size, kernel_size if stride is None else stride, 0)
+    return kernel, stride
+
+
+def _check_image(x: Tensor, where: str, kernel: Pair | None = None) -> None:
     if x.ndim != 4:
         raise ValueError(f"{where}: expected input of shape (N, C, H, W), got {x.shape}")
+    if kernel is not None and (x.shape[2] < kernel[0] or x.shape[3] < kernel[1]):
+        raise ValueError(
+            f"{where}: kernel {kernel} is larger than the input's spatial size {x.shape[2:]} (input {x.shape})"
+        )
 
 
 def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1, padding: Any = 0) -> Tensor:
@@ -136,9 +168,9 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 
         )
     if bias is not None and bias.shape != (out_c,):
         raise ValueError(f"conv2d: bias must have shape ({out_c},), got {bias.shape}")
-    stride, padding = pair(stride, "conv2d: stride"), pair(padding, "conv2d: padding")
+    _, stride, padding = conv_geometry("conv2d", (kh, kw), stride, padding)
     n, _, h, w = x.shape
-    oh, ow = output_size((h, w), (kh, kw), stride, padding)
+    oh, ow = window_positions((h, w), (kh, kw), stride, padding)
     cols = unfold(x, (kh, kw), stride, padding)  # (N, C*kh*kw, L)
     out = ops.reshape(ops.reshape(weight, (out_c, in_c * kh * kw)) @ cols, (n, out_c, oh, ow))
     return out if bias is None else out + ops.reshape(bias, (out_c, 1, 1))
@@ -151,8 +183,8 @@ def max_pool2d(x: Tensor, kernel_size: Any, stride: Any = None) -> Tensor:
     columns that do not fill a window are dropped, as in PyTorch). The gradient
     flows to the maximum of each window (the first one on ties, as in PyTorch).
     """
-    _check_image(x, "max_pool2d")
-    kernel, stride, _ = pool_geometry("max_pool2d", x.shape, kernel_size, stride)
+    kernel, stride = pool_geometry("max_pool2d", kernel_size, stride)
+    _check_image(x, "max_pool2d", kernel)
     return window_max(x, kernel, stride)
 
 
@@ -161,8 +193,8 @@ def avg_pool2d(x: Tensor, kernel_size: Any, stride: Any = None) -> Tensor:
 
     Shapes: (N, C, H, W) -> (N, C, OH, OW), ``OH = (H - kh) // sh + 1``.
     """
-    _check_image(x, "avg_pool2d")
-    kernel, stride, _ = pool_geometry("avg_pool2d", x.shape, kernel_size, stride)
+    kernel, stride = pool_geometry("avg_pool2d", kernel_size, stride)
+    _check_image(x, "avg_pool2d", kernel)
     return window_sum(x, kernel, stride) * (1.0 / (kernel[0] * kernel[1]))
 
 
@@ -174,13 +206,13 @@ def per_channel_layout(x: Tensor, where: str) -> tuple[tuple[int, ...], tuple[in
     return ((0,), (1, x.shape[1])) if x.ndim == 2 else ((0, 2, 3), (1, x.shape[1], 1, 1))
 
 
-def _channel_vector(a: Any, channels: int, name: str) -> Any:
+def _channel_vector(a: Any, channels: int, name: str, where: str) -> Any:
     """A per-channel argument as a raw backend array of shape (C,), or None."""
     if a is None:
         return None
     data = a.data if isinstance(a, Tensor) else a
     if tuple(data.shape) != (channels,):
-        raise ValueError(f"batch_norm: {name} must have shape ({channels},), got {tuple(data.shape)}")
+        raise ValueError(f"{where}: {name} must have shape ({channels},), got {tuple(data.shape)}")
     return data
 
 
@@ -211,8 +243,8 @@ def batch_norm(
     """
     axes, shape = per_channel_layout(x, "batch_norm")
     c = x.shape[1]
-    running_mean = _channel_vector(running_mean, c, "running_mean")
-    running_var = _channel_vector(running_var, c, "running_var")
+    running_mean = _channel_vector(running_mean, c, "running_mean", "batch_norm")
+    running_var = _channel_vector(running_var, c, "running_var", "batch_norm")
     if training:
         count = x.size // c
         if count <= 1:
@@ -235,8 +267,81 @@ def batch_norm(
             raise ValueError("batch_norm: eval mode (training=False) needs running_mean and running_var")
         inv_std = 1.0 / backend.xp().sqrt(running_var.astype(x.dtype) + eps)
         y = (x - Tensor(running_mean.astype(x.dtype).reshape(shape))) * Tensor(inv_std.reshape(shape))
+    return _affine(y, weight, bias, shape)
+
+
+def _affine(y: Tensor, weight: Tensor | None, bias: Tensor | None, shape: tuple[int, ...]) -> Tensor:
+    """The per-channel scale and shift that BN and FN apply after normalizing."""
     if weight is not None:
         y = y * ops.reshape(weight, shape)
     if bias is not None:
         y = y + ops.reshape(bias, shape)
     return y
+
+
+def full_norm(
+    x: Tensor,
+    running_mean: Any,
+    running_var: Any,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+    num_batches: int = 0,
+) -> Tensor:
+    """Full Normalization (FN; Lian & Liu, AISTATS 2019) per channel.
+
+    FN normalizes every sample with estimates of the moments of the *whole
+    data*, not of its batch. The forward pass uses running estimates ``S_hat``
+    that already include the current batch; the backward pass differentiates
+    the batch moments ``S_B`` as if they were ``S_hat``::
+
+        S_used = S_hat + (S_B - stop_gradient(S_B))
+
+    whose value is ``S_hat`` and whose derivative is that of ``S_B``: the
+    compositional gradient ``(dL/dS)(S_hat) . dS_B/dtheta``.
+
+    Training: fold the batch's mean and variance into ``running_mean`` and
+    ``running_var`` in place (the bias-corrected average of
+    :mod:`bnp.running_moments`: the batch's weight is ``1 / (t + 1)`` after
+    ``num_batches = t`` earlier batches until that falls to ``momentum``), then
+    normalize with them. The moments are the mean ``m1`` and the second moment
+    ``m2``; averaging batch *variances* instead would fail at batch size 1,
+    where each is 0. The variance's value is the running estimate (computed
+    without cancellation), its derivative ``d m2_B - 2 m1 d m1_B``.
+    Eval: the running moments are constants and nothing is updated.
+
+    Shapes: x (N, C) or (N, C, H, W), statistics per channel over N (and H, W);
+    running_mean, running_var (C,) backend arrays; weight, bias (C,) or None
+    -> same shape as x.
+    """
+    axes, shape = per_channel_layout(x, "full_norm")
+    c = x.shape[1]
+    running_mean = _channel_vector(running_mean, c, "running_mean", "full_norm")
+    running_var = _channel_vector(running_var, c, "running_var", "full_norm")
+    if training:
+        _fold_batch_moments(x.data, running_mean, running_var, axes, shape, batch_weight(num_batches, 1.0 - momentum))
+    mean_hat = Tensor(running_mean.astype(x.dtype).reshape(shape))
+    var_hat = Tensor(running_var.astype(x.dtype).reshape(shape))
+    if training:
+        m1 = ops.mean(x, axes, keepdims=True)
+        m2 = ops.mean(x * x, axes, keepdims=True)
+        mean_used = mean_hat + (m1 - m1.detach())
+        square = mean_used * mean_used
+        var_used = var_hat + (m2 - m2.detach()) - (square - square.detach())
+    else:
+        mean_used, var_used = mean_hat, var_hat
+    y = (x - mean_used) / ops.sqrt(var_used + eps)
+    return _affine(y, weight, bias, shape)
+
+
+def _fold_batch_moments(data: Any, running_mean: Any, running_var: Any, axes, shape, w: float) -> None:
+    """FN's state update, in place: the batch's mean and (biased) variance, combined with weight ``w``."""
+    batch_mean = data.mean(axis=axes)
+    centred = data - batch_mean.reshape(shape)
+    batch_var = (centred * centred).mean(axis=axes)  # biased: combine() needs each batch's own spread
+    dtype = running_mean.dtype
+    mean, var = combine(running_mean, running_var, batch_mean.astype(dtype), batch_var.astype(dtype), w)
+    running_mean[...] = mean
+    running_var[...] = var

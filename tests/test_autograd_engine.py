@@ -336,3 +336,37 @@ def test_operands_numpy_scalars_integer_axes_and_truth_values():
     with pytest.raises(TypeError, match="0-d"):
         len(x.sum())
     assert ops.stack([np.ones(2), np.zeros(2)]).shape == (2, 2)  # raw arrays are accepted
+
+
+# -- make_node: one VJP per parent, or a declared zero derivative -----------------------
+def test_make_node_refuses_a_missing_or_extra_vjp():
+    from bnp.autograd import make_node
+
+    x = bnp.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(TypeError, match=r"make_node\('twice'\): got 0 VJPs for 1 parents"):
+        make_node(x.data * 2, (x,), (), "twice")
+    with pytest.raises(TypeError, match=r"make_node\('twice'\): the VJP of parent 0 is None, expected a function"):
+        make_node(x.data * 2, (x,), (None,), "twice")
+
+
+def test_a_declared_zero_derivative_sends_nothing_to_its_parent():
+    from bnp.autograd import ZERO_DERIVATIVE, make_node
+
+    x = bnp.tensor([1.0, 2.0], requires_grad=True)
+    scale = bnp.tensor([3.0, 5.0], requires_grad=True)  # treated as a constant by this op
+    out = make_node(x.data * scale.data, (x, scale), (lambda g, o: g * scale.detach(), ZERO_DERIVATIVE), "scaled")
+    gx, gs = bnp.grad(out.sum(), [x, scale], allow_unused=True)
+    np.testing.assert_array_equal(gx.numpy(), [3.0, 5.0])
+    assert gs is None
+
+
+def test_tensor_keeps_the_dtype_of_data_that_carry_one():
+    previous = bnp.get_default_dtype()
+    bnp.set_default_dtype("float32")
+    try:
+        assert bnp.tensor(np.zeros(2)).dtype == np.float64  # an array keeps float64
+        assert bnp.tensor(np.float64(1.0)).dtype == np.float64  # so does a NumPy scalar
+        assert bnp.tensor(1.0).dtype == np.float32  # Python numbers and lists take the default
+        assert bnp.tensor([1.0, 2.0]).dtype == np.float32
+    finally:
+        bnp.set_default_dtype(previous)

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 import bnp
 import bnp.functional as F
-from bnp.autograd.im2col import fold, output_size, unfold
+from bnp import nn
+from bnp.autograd.im2col import fold, unfold, window_positions
 from bnp.testing import gradcheck, gradgradcheck
 
 
@@ -75,7 +76,7 @@ def test_unfold_and_fold_derivatives(geom, seed):
     x = t(rng.standard_normal(shape))
     gradcheck(lambda a: unfold(a, kernel, stride, padding), [x])
     gradgradcheck(lambda a: unfold(a, kernel, stride, padding) ** 2, [x])  # squared: a non-zero second derivative
-    oh, ow = output_size(shape[2:], kernel, stride, padding)
+    oh, ow = window_positions(shape[2:], kernel, stride, padding)
     c = t(rng.standard_normal((shape[0], shape[1] * kernel[0] * kernel[1], oh * ow)))
     gradcheck(lambda a: fold(a, shape[2:], kernel, stride, padding), [c])
     gradgradcheck(lambda a: fold(a, shape[2:], kernel, stride, padding) ** 2, [c])
@@ -83,20 +84,23 @@ def test_unfold_and_fold_derivatives(geom, seed):
 
 def test_unfold_keeps_extra_leading_axes():
     x = np.random.default_rng(1).standard_normal((2, 3, 2, 5, 4))
-    many = unfold(t(x), 2, 1, 1).numpy()
-    one = np.stack([unfold(t(x[k]), 2, 1, 1).numpy() for k in range(2)])
+    many = unfold(t(x), (2, 2), (1, 1), (1, 1)).numpy()
+    one = np.stack([unfold(t(x[k]), (2, 2), (1, 1), (1, 1)).numpy() for k in range(2)])
     np.testing.assert_array_equal(many, one)
 
 
 def test_unfold_errors():
     with pytest.raises(ValueError, match=r"unfold: kernel \(4, 4\) is larger than the padded input \(3, 3\)"):
-        unfold(t(np.zeros((1, 1, 3, 3))), 4)
+        unfold(t(np.zeros((1, 1, 3, 3))), (4, 4))
     with pytest.raises(ValueError, match=r"unfold: expected input of shape \(N, C, H, W\), got \(3, 3\)"):
-        unfold(t(np.zeros((3, 3))), 2)
+        unfold(t(np.zeros((3, 3))), (2, 2))
     with pytest.raises(ValueError, match="stride must be >= 1"):
-        unfold(t(np.zeros((1, 1, 3, 3))), 2, stride=0)
+        unfold(t(np.zeros((1, 1, 3, 3))), (2, 2), stride=(0, 1))
     with pytest.raises(ValueError, match="fold: input of shape"):
-        fold(t(np.zeros((1, 5, 4))), (3, 3), 2)
+        fold(t(np.zeros((1, 5, 4))), (3, 3), (2, 2))
+    # the primitives take parsed (h, w) pairs; parsing user arguments is F.conv2d's job
+    with pytest.raises(TypeError, match=r"unfold: kernel_size must be a pair of ints \(h, w\), got 2"):
+        unfold(t(np.zeros((1, 1, 3, 3))), 2)
 
 
 # -- conv2d ---------------------------------------------------------------------------
@@ -191,3 +195,20 @@ def test_conv2d_errors():
         F.conv2d(x, t(np.zeros((2, 3, 3, 3))), t(np.zeros(3)))
     with pytest.raises(ValueError, match="larger than the padded input"):
         F.conv2d(x, t(np.zeros((2, 3, 7, 7))))
+
+
+def test_functional_conv_and_pool_validate_like_the_layers():
+    x = t(np.zeros((1, 1, 4, 4)))
+    w = t(np.zeros((1, 1, 2, 2)))
+    with pytest.raises(ValueError, match=r"conv2d: kernel_size and stride must be >= 1 and padding >= 0"):
+        F.conv2d(x, w, stride=0)
+    with pytest.raises(ValueError, match=r"conv2d: .*padding=\(-1, -1\)"):
+        F.conv2d(x, w, padding=-1)
+    with pytest.raises(TypeError, match=r"conv2d: stride must be an int or a pair of ints, got \(1\.5, 1\)"):
+        F.conv2d(x, w, stride=(1.5, 1))
+    with pytest.raises(TypeError, match=r"Conv2d: kernel_size must be an int or a pair of ints, got \(3\.0, 3\.0\)"):
+        nn.Conv2d(1, 1, (3.0, 3.0))  # refused, not truncated
+    with pytest.raises(TypeError, match=r"max_pool2d: kernel_size must be an int or a pair of ints, got True"):
+        F.max_pool2d(x, True)
+    with pytest.raises(ValueError, match=r"avg_pool2d: kernel_size and stride must be >= 1"):
+        F.avg_pool2d(x, 2, stride=0)

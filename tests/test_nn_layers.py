@@ -85,16 +85,16 @@ def test_norm_registry():
 
         return make
 
-    models.register_norm("test-norm", factory("1d"), factory("2d"))
+    models.NORMS["test-norm"] = (factory("1d"), factory("2d"))
     try:
         nn.mlp([4, 3, 2], norm="test-norm")
         nn.small_cnn(norm="test-norm", channels=(2, 5), image_size=8)
         assert made == [("1d", 3), ("2d", 2), ("2d", 5)]
     finally:
         del models.NORMS["test-norm"]
-    with pytest.raises(ValueError, match=r"mlp: unknown norm 'ln'; known: None, 'bn'"):
+    with pytest.raises(ValueError, match=r"mlp: unknown norm 'ln'; known: None, 'bn', 'fn'"):
         nn.mlp([4, 2], norm="ln")
-    with pytest.raises(ValueError, match=r"small_cnn: unknown norm 'gn'; known: None, 'bn'"):
+    with pytest.raises(ValueError, match=r"small_cnn: unknown norm 'gn'; known: None, 'bn', 'fn'"):
         nn.small_cnn(norm="gn")
     with pytest.raises(ValueError, match="unknown activation 'gelu'; known: relu, sigmoid, tanh"):
         nn.mlp([4, 2], activation="gelu")

@@ -11,7 +11,7 @@ from typing import Any
 from .. import backend
 from ._util import as_tensor, check_same_backend
 from .graph import make_node
-from .shapes import sum_to
+from .reductions import sum_to
 from .tensor import Tensor
 
 
@@ -91,9 +91,7 @@ def neg(a: Tensor) -> Tensor:
 def pow(a: Tensor, p: float) -> Tensor:
     """``a ** p`` for a constant number ``p`` (tensor exponents: ``ops.rpow``)."""
     if isinstance(p, Tensor):
-        from .ops import exp, log
-
-        return exp(p * log(a))
+        return exp(mul(p, log(a)))
     p = float(p) if not isinstance(p, int) else p
 
     def vjp(g: Tensor, o: Tensor) -> Tensor:

@@ -72,10 +72,39 @@ class enable_grad(_GradMode):
     _flag = True
 
 
-def make_node(data: Any, parents: Sequence[Tensor], vjps: Sequence[VJP | None], op: str) -> Tensor:
-    """Wrap an operation's result; record its parents if any of them needs a gradient."""
+class _ZeroDerivative:
+    """Marker for a parent the output does not depend on differentiably."""
+
+    def __repr__(self) -> str:
+        return "ZERO_DERIVATIVE"
+
+
+# Declare a parent with no derivative (an index, a mask, a constant operand) in
+# make_node's vjps instead of a VJP: reverse mode then sends it nothing (HIPS
+# autograd's ``defvjp_is_zero``). A missing VJP is an error, never a silent zero.
+ZERO_DERIVATIVE = _ZeroDerivative()
+
+
+def make_node(data: Any, parents: Sequence[Tensor], vjps: Sequence[VJP | _ZeroDerivative], op: str) -> Tensor:
+    """Wrap an operation's result; record its parents if any of them needs a gradient.
+
+    Args:
+        data: the result, a backend array.
+        parents: the input tensors.
+        vjps: one per parent, ``vjp(g, out) -> gradient for that parent``, written
+            in Tensor operations (so it can be differentiated again) and accepting
+            ``g`` with extra leading batch axes; or ``ZERO_DERIVATIVE``.
+        op: the operation's name, for the graph and for error messages.
+    """
+    if len(vjps) != len(parents):
+        raise TypeError(f"make_node('{op}'): got {len(vjps)} VJPs for {len(parents)} parents; give one per parent "
+                        "(ZERO_DERIVATIVE for a parent without a derivative)")
     out = Tensor(data)
     if any(p.requires_grad for p in parents):
+        for k, vjp in enumerate(vjps):
+            if not callable(vjp) and vjp is not ZERO_DERIVATIVE:
+                raise TypeError(f"make_node('{op}'): the VJP of parent {k} is {vjp!r}, expected a function "
+                                "(g, out) -> gradient or ZERO_DERIVATIVE")
         if _grad_enabled:
             out.requires_grad = True
             out._parents = tuple(parents)
@@ -200,7 +229,7 @@ def _run(
                     raise _freed_error(node)  # its gradient would have to flow on through a freed graph
                 continue
             for parent, vjp in zip(node._parents, node._vjps, strict=True):
-                if not parent.requires_grad or (need is not None and id(parent) not in need):
+                if vjp is ZERO_DERIVATIVE or not parent.requires_grad or (need is not None and id(parent) not in need):
                     continue
                 gp = vjp(g, node)
                 pid = id(parent)
@@ -297,5 +326,5 @@ def grad(
     return tuple(result)
 
 
-__all__ = ["Tensor", "no_grad", "enable_grad", "is_grad_enabled", "make_node", "grad", "backward"]
+__all__ = ["Tensor", "no_grad", "enable_grad", "is_grad_enabled", "make_node", "ZERO_DERIVATIVE", "grad", "backward"]
 

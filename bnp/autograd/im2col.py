@@ -50,30 +50,23 @@ from .tensor import Tensor
 Pair = tuple[int, int]
 
 
-def pair(value: Any, name: str = "argument") -> Pair:
-    """``3 -> (3, 3)``; a pair of ints stays as it is."""
-    if isinstance(value, int):
-        return (value, value)
-    try:
-        a, b = value
-        return (int(a), int(b))
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}") from None
+def _check_pairs(where: str, **pairs: Any) -> None:
+    """The primitives take (h, w) pairs of ints; parsing user arguments is ``bnp.functional``'s job."""
+    for name, value in pairs.items():
+        if not (isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, int) for v in value)):
+            raise TypeError(f"{where}: {name} must be a pair of ints (h, w), got {value!r}")
 
 
-def output_size(size: Pair, kernel: Pair, stride: Pair, padding: Pair) -> Pair:
-    """Number of window positions along H and W: ``(H + 2p - k) // s + 1``."""
+def window_positions(size: Pair, kernel: Pair, stride: Pair, padding: Pair = (0, 0)) -> Pair:
+    """Number of window positions (OH, OW) along H and W: ``(H + 2p - k) // s + 1``."""
     oh = (size[0] + 2 * padding[0] - kernel[0]) // stride[0] + 1
     ow = (size[1] + 2 * padding[1] - kernel[1]) // stride[1] + 1
     return oh, ow
 
 
-def _geometry(where: str, kernel_size: Any, stride: Any, padding: Any) -> tuple[Pair, Pair, Pair]:
-    names = (f"{where}: kernel_size", f"{where}: stride", f"{where}: padding")
-    return pair(kernel_size, names[0]), pair(stride, names[1]), pair(padding, names[2])
-
-
-def _check_geometry(where: str, size: Pair, kernel: Pair, stride: Pair, padding: Pair) -> Pair:
+def _check_geometry(where: str, size: Pair, kernel: Pair, stride: Pair, padding: Pair = (0, 0)) -> Pair:
+    """Checked (OH, OW) of ``kernel`` windows with ``stride`` on a ``size`` image padded by ``padding``."""
+    _check_pairs(where, kernel_size=kernel, stride=stride, padding=padding)
     if min(kernel) < 1 or min(stride) < 1 or min(padding) < 0:
         raise ValueError(
             f"{where}: kernel_size and stride must be >= 1 and padding >= 0, got kernel_size={kernel}, "
@@ -84,7 +77,7 @@ def _check_geometry(where: str, size: Pair, kernel: Pair, stride: Pair, padding:
         raise ValueError(
             f"{where}: kernel {kernel} is larger than the padded input {padded} (input {size}, padding {padding})"
         )
-    return output_size(size, kernel, stride, padding)
+    return window_positions(size, kernel, stride, padding)
 
 
 def _pad(data: Any, padding: Pair) -> Any:
@@ -124,17 +117,16 @@ def _fold_array(cols: Any, channels: int, size: Pair, kernel: Pair, stride: Pair
     return out[:, :, ph : ph + size[0], pw : pw + size[1]]
 
 
-def unfold(x: Tensor, kernel_size: Any, stride: Any = 1, padding: Any = 0) -> Tensor:
+def unfold(x: Tensor, kernel: Pair, stride: Pair = (1, 1), padding: Pair = (0, 0)) -> Tensor:
     """Sliding ``kh x kw`` windows of a zero-padded image as columns (PyTorch's ``F.unfold``).
 
     Args:
         x: (N, C, H, W); any number of leading axes before C is allowed.
-        kernel_size, stride, padding: ints or (h, w) pairs.
+        kernel, stride, padding: (h, w) pairs of ints.
 
     Returns:
         (N, C*kh*kw, L) with ``L = OH*OW``, ``OH = (H + 2*ph - kh) // sh + 1`` (same for W).
     """
-    kernel, stride, padding = _geometry("unfold", kernel_size, stride, padding)
     if x.ndim < 3:
         raise ValueError(f"unfold: expected input of shape (N, C, H, W), got {x.shape}")
     *lead, c, h, w = x.shape
@@ -149,21 +141,21 @@ def unfold(x: Tensor, kernel_size: Any, stride: Any = 1, padding: Any = 0) -> Te
     return make_node(out, (x,), (vjp,), "unfold")
 
 
-def fold(cols: Tensor, output_size: Any, kernel_size: Any, stride: Any = 1, padding: Any = 0) -> Tensor:
+def fold(cols: Tensor, size: Pair, kernel: Pair, stride: Pair = (1, 1), padding: Pair = (0, 0)) -> Tensor:
     """The adjoint of :func:`unfold`: add every column back onto its window, crop the padding.
 
     Args:
         cols: (N, C*kh*kw, L); any number of leading axes before C*kh*kw is allowed.
-        output_size: (H, W) of the image (needed: with stride > 1 several sizes give the same L).
-        kernel_size, stride, padding: as given to :func:`unfold`.
+        size: (H, W) of the image (needed: with stride > 1 several sizes give the same L).
+        kernel, stride, padding: as given to :func:`unfold`.
 
     Returns:
         (N, C, H, W). ``fold(unfold(x))`` is ``x`` times the number of windows covering each pixel.
     """
-    kernel, stride, padding = _geometry("fold", kernel_size, stride, padding)
-    size = pair(output_size, "fold: output_size")
+    size = tuple(size)
     if cols.ndim < 2:
         raise ValueError(f"fold: expected input of shape (N, C*kh*kw, L), got {cols.shape}")
+    _check_pairs("fold", size=size)
     out_hw = _check_geometry("fold", size, kernel, stride, padding)
     *lead, rows, length = cols.shape
     per_channel = kernel[0] * kernel[1]
@@ -199,24 +191,16 @@ def _disjoint(kernel: Pair, stride: Pair) -> bool:
     return stride[0] >= kernel[0] and stride[1] >= kernel[1]
 
 
-def pool_geometry(where: str, shape: tuple[int, ...], kernel_size: Any, stride: Any) -> tuple[Pair, Pair, Pair]:
-    """Checked (kernel, stride, (OH, OW)) for pooling windows without padding; stride None means kernel."""
-    kernel = pair(kernel_size, f"{where}: kernel_size")
-    stride = kernel if stride is None else pair(stride, f"{where}: stride")
+def _pool_check(where: str, shape: tuple[int, ...], kernel: Pair, stride: Pair) -> Pair:
+    """Checked (OH, OW) of pooling windows (no padding) on the last two axes of ``shape``."""
     if len(shape) < 2:
         raise ValueError(f"{where}: expected input of shape (N, C, H, W), got {shape}")
-    if min(kernel) < 1 or min(stride) < 1:
-        raise ValueError(f"{where}: kernel_size and stride must be >= 1, got {kernel} and {stride}")
-    if shape[-2] < kernel[0] or shape[-1] < kernel[1]:
-        raise ValueError(
-            f"{where}: kernel {kernel} is larger than the input's spatial size {shape[-2:]} (input {shape})"
-        )
-    return kernel, stride, output_size(shape[-2:], kernel, stride, (0, 0))
+    return _check_geometry(where, tuple(shape[-2:]), kernel, stride)
 
 
-def window_sum(x: Tensor, kernel_size: Any, stride: Any = None) -> Tensor:
+def window_sum(x: Tensor, kernel: Pair, stride: Pair) -> Tensor:
     """Sum of every window (no padding): (*, H, W) -> (*, OH, OW), ``OH = (H - kh) // sh + 1``."""
-    kernel, stride, out_hw = pool_geometry("window_sum", x.shape, kernel_size, stride)
+    out_hw = _pool_check("window_sum", x.shape, kernel, stride)
     size = x.shape[-2:]
     out = None
     for _, rows, cols in _offsets(kernel, stride, out_hw):
@@ -227,13 +211,13 @@ def window_sum(x: Tensor, kernel_size: Any, stride: Any = None) -> Tensor:
     return make_node(out, (x,), (lambda g, o: window_spread(g, size, kernel, stride),), "window_sum")
 
 
-def window_spread(g: Tensor, size: Any, kernel_size: Any, stride: Any = None) -> Tensor:
+def window_spread(g: Tensor, size: Pair, kernel: Pair, stride: Pair) -> Tensor:
     """Adjoint of :func:`window_sum`: add each value to every entry of its window.
 
     Shapes: (*, OH, OW) -> (*, H, W) with ``size = (H, W)``; entries in no window get 0.
     """
-    size = pair(size, "window_spread: size")
-    kernel, stride, out_hw = pool_geometry("window_spread", size, kernel_size, stride)
+    size = tuple(size)
+    out_hw = _pool_check("window_spread", size, kernel, stride)
     if g.shape[-2:] != out_hw:
         raise ValueError(f"window_spread: expected (*, {out_hw[0]}, {out_hw[1]}) for windows on {size}, got {g.shape}")
     out = backend.xp().zeros(g.shape[:-2] + size, dtype=g.dtype)
@@ -242,13 +226,13 @@ def window_spread(g: Tensor, size: Any, kernel_size: Any, stride: Any = None) ->
     return make_node(out, (g,), (lambda g2, o: window_sum(g2, kernel, stride),), "window_spread")
 
 
-def window_argmax(data: Any, kernel_size: Any, stride: Any = None) -> tuple[Any, Any]:
+def window_argmax(data: Any, kernel: Pair, stride: Pair) -> tuple[Any, Any]:
     """(max, offset of the max) of every window of a raw array: (*, H, W) -> two (*, OH, OW) arrays.
 
     The offset is numbered ``i*kw + j`` (int8 when it fits); on ties the first offset wins.
     """
     xp = backend.xp()
-    kernel, stride, out_hw = pool_geometry("window_argmax", data.shape, kernel_size, stride)
+    out_hw = _pool_check("window_argmax", data.shape, kernel, stride)
     index_type = xp.int8 if kernel[0] * kernel[1] <= 127 else xp.int32
     top = which = None
     for k, rows, cols in _offsets(kernel, stride, out_hw):
@@ -262,13 +246,13 @@ def window_argmax(data: Any, kernel_size: Any, stride: Any = None) -> tuple[Any,
     return top, which
 
 
-def window_pick(x: Tensor, which: Any, kernel_size: Any, stride: Any = None) -> Tensor:
+def window_pick(x: Tensor, which: Any, kernel: Pair, stride: Pair) -> Tensor:
     """The entry at offset ``which`` (numbered ``i*kw + j``) of every window: (*, H, W) -> (*, OH, OW).
 
     ``which`` is a constant integer array of shape (..., OH, OW), broadcast against
     the leading axes of ``x``; the map is linear in ``x``.
     """
-    kernel, stride, out_hw = pool_geometry("window_pick", x.shape, kernel_size, stride)
+    out_hw = _pool_check("window_pick", x.shape, kernel, stride)
     size = x.shape[-2:]
     out = backend.xp().zeros(backend.broadcast_shapes(x.shape[:-2] + out_hw, which.shape), dtype=x.dtype)
     for k, rows, cols in _offsets(kernel, stride, out_hw):
@@ -276,11 +260,11 @@ def window_pick(x: Tensor, which: Any, kernel_size: Any, stride: Any = None) -> 
     return make_node(out, (x,), (lambda g, o: window_place(g, which, size, kernel, stride),), "window_pick")
 
 
-def window_place(g: Tensor, which: Any, size: Any, kernel_size: Any, stride: Any = None) -> Tensor:
+def window_place(g: Tensor, which: Any, size: Pair, kernel: Pair, stride: Pair) -> Tensor:
     """Adjoint of :func:`window_pick`: put each value at offset ``which`` of its window, zeros elsewhere
     (values add up where windows overlap). Shapes: (*, OH, OW) -> (*, H, W)."""
-    size = pair(size, "window_place: size")
-    kernel, stride, out_hw = pool_geometry("window_place", size, kernel_size, stride)
+    size = tuple(size)
+    out_hw = _pool_check("window_place", size, kernel, stride)
     xp = backend.xp()
     out = xp.zeros(g.shape[:-2] + size, dtype=g.dtype)
     disjoint = _disjoint(kernel, stride)
@@ -292,19 +276,19 @@ def window_place(g: Tensor, which: Any, size: Any, kernel_size: Any, stride: Any
     return make_node(out, (g,), (lambda g2, o: window_pick(g2, which, kernel, stride),), "window_place")
 
 
-def window_max(x: Tensor, kernel_size: Any, stride: Any = None) -> Tensor:
+def window_max(x: Tensor, kernel: Pair, stride: Pair) -> Tensor:
     """Maximum of every window: (*, H, W) -> (*, OH, OW).
 
     The value is ``window_pick(x, argmax)`` with the argmax held constant, so the
     gradient goes to the (first) maximum of each window and second derivatives are 0.
     """
-    kernel, stride, _ = pool_geometry("window_max", x.shape, kernel_size, stride)
+    _pool_check("window_max", x.shape, kernel, stride)
     top, which = window_argmax(x.data, kernel, stride)
     size = x.shape[-2:]
     return make_node(top, (x,), (lambda g, o: window_place(g, which, size, kernel, stride),), "window_max")
 
 
 __all__ = [
-    "unfold", "fold", "pair", "output_size", "pool_geometry", "window_sum", "window_spread", "window_argmax",
+    "unfold", "fold", "window_positions", "window_sum", "window_spread", "window_argmax",
     "window_pick", "window_place", "window_max",
 ]

@@ -7,7 +7,8 @@ from typing import Any
 from .. import backend
 from ._util import as_tensor, batch_ndim, check_same_backend
 from .graph import make_node
-from .shapes import reshape, sum_to, transpose
+from .reductions import sum_to
+from .shapes import reshape, transpose
 from .tensor import Tensor
 
 

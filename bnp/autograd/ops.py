@@ -1,5 +1,5 @@
 """All tensor operations in one namespace: the primitives, and the composites
-built from them.
+built from them; at the bottom, Tensor's operators and methods.
 
 A composite has no VJP of its own; autograd differentiates the primitives it
 is made of, so its higher derivatives are right whenever theirs are.
@@ -12,9 +12,10 @@ from typing import Any, Sequence
 
 from ._util import as_tensor, normalize_axes
 from .elementwise import abs, add, div, exp, log, maximum, mul, neg, pow, relu, sqrt, sub, tanh, where
+from .graph import backward as _backward
 from .linalg import linear, matmul, swapaxes
-from .reductions import max, sum
-from .shapes import astype, broadcast_to, concatenate, getitem, reshape, scatter, sum_to, transpose
+from .reductions import broadcast_to, max, sum, sum_to
+from .shapes import astype, concatenate, getitem, reshape, scatter, transpose
 from .tensor import Tensor
 
 __all__ = [
@@ -98,3 +99,48 @@ def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
         raise ValueError(f"stack: all tensors need the same shape, got {[t.shape for t in tensors]}")
     return concatenate([expand_dims(t, axis) for t in tensors], axis % (tensors[0].ndim + 1))
 
+
+# -- Tensor's operators and methods, attached once, here ------------------------
+# (tensor.py cannot import the operations: they need Tensor.)
+def _raw(x: Any) -> Any:
+    return x.data if isinstance(x, Tensor) else x
+
+
+def _one_or_many(args: tuple) -> tuple:
+    """``t.reshape(2, 3)`` and ``t.reshape((2, 3))`` mean the same, as in NumPy."""
+    return tuple(args[0]) if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
+
+
+def _tensor_backward(self: Tensor, grad: Any = None, retain_graph: bool | None = None,
+                     create_graph: bool = False) -> None:
+    """Accumulate d(self)/d(leaf) into ``leaf.grad`` for every leaf that requires grad.
+
+    ``grad`` is the upstream gradient; it may be omitted only for a
+    one-element tensor. The graph is freed afterwards unless
+    ``retain_graph`` or ``create_graph`` is set.
+    """
+    _backward(self, grad, retain_graph=retain_graph, create_graph=create_graph)
+
+
+_TENSOR_METHODS = {
+    "backward": _tensor_backward,
+    "__add__": add, "__radd__": lambda a, b: add(b, a),
+    "__sub__": sub, "__rsub__": lambda a, b: sub(b, a),
+    "__mul__": mul, "__rmul__": lambda a, b: mul(b, a),
+    "__truediv__": div, "__rtruediv__": lambda a, b: div(b, a),
+    "__neg__": neg, "__pow__": pow, "__rpow__": lambda a, b: rpow(b, a),
+    "__matmul__": matmul, "__rmatmul__": lambda a, b: matmul(b, a),
+    "__getitem__": getitem,
+    # comparisons give plain boolean tensors: no gradient flows through them
+    "__gt__": lambda a, b: Tensor(a.data > _raw(b)), "__ge__": lambda a, b: Tensor(a.data >= _raw(b)),
+    "__lt__": lambda a, b: Tensor(a.data < _raw(b)), "__le__": lambda a, b: Tensor(a.data <= _raw(b)),
+    "sum": sum, "mean": mean, "var": var, "max": max, "min": min,
+    "exp": exp, "log": log, "sqrt": sqrt, "tanh": tanh, "relu": relu, "sigmoid": sigmoid, "abs": abs,
+    "reshape": lambda a, *shape: reshape(a, _one_or_many(shape)),
+    "flatten": flatten,
+    "transpose": lambda a, *axes: transpose(a, _one_or_many(axes) or None),
+    "swapaxes": swapaxes, "astype": astype,
+    "T": property(lambda a: transpose(a, None), doc="The tensor with its axes reversed."),
+}
+for _name, _method in _TENSOR_METHODS.items():
+    setattr(Tensor, _name, _method)

@@ -1,12 +1,17 @@
-"""Reductions over axes: sum and max (mean, var and min are built from them)."""
+"""Reductions over axes: sum and max (mean, var and min are built from them),
+and broadcasting, the adjoint of a sum.
+
+``sum_to`` (sum a broadcast gradient back down to a shape) and ``broadcast_to``
+are each the other's VJP, so they live together here."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
+from .. import backend
 from ._util import batch_ndim, normalize_axes
 from .graph import make_node
-from .shapes import broadcast_to, reshape
+from .shapes import reshape
 from .tensor import Tensor
 
 
@@ -41,3 +46,31 @@ def max(a: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
         return _spread(g, out, a, axes) * share
 
     return make_node(out, (a,), (vjp,), "max")
+
+
+def broadcast_to(a: Tensor, shape: Sequence[int]) -> Tensor:
+    """``a`` repeated along new leading axes and along its axes of length 1."""
+    shape = tuple(shape)
+    if a.shape == shape:
+        return a
+    try:
+        out = backend.xp().broadcast_to(a.data, shape)
+    except ValueError:
+        raise ValueError(f"broadcast_to: cannot broadcast shape {a.shape} to {shape}") from None
+    return make_node(out, (a,), (lambda g, out: sum_to(g, a.shape, out),), "broadcast_to")
+
+
+def sum_to(g: Tensor, shape: tuple[int, ...], out: Tensor) -> Tensor:
+    """Undo broadcasting: sum ``g`` (batch + out.shape) down to batch + ``shape``.
+
+    This is the VJP of every broadcasting operation, written with ``sum`` and
+    ``reshape`` so that it is itself differentiable.
+    """
+    nb = batch_ndim(g, out)
+    if g.shape[nb:] == tuple(shape):
+        return g
+    extra = out.ndim - len(shape)
+    axes = tuple(range(nb, nb + extra)) + tuple(
+        nb + extra + i for i, s in enumerate(shape) if s == 1 and out.shape[extra + i] != 1
+    )
+    return reshape(sum(g, axes, keepdims=True), g.shape[:nb] + tuple(shape))

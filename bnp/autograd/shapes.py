@@ -1,5 +1,6 @@
 """Primitives that move data without arithmetic: reshape, transpose,
-broadcasting, indexing, concatenation, dtype casts.
+indexing, concatenation, dtype casts (broadcasting, the adjoint of a sum,
+lives with ``sum`` in ``reductions.py``).
 
 Every VJP here is again one of these linear maps, so derivatives of any order
 are exact. Upstream gradients may carry leading batch axes; the rules keep
@@ -45,36 +46,6 @@ def transpose(a: Tensor, axes: Sequence[int] | None = None) -> Tensor:
         return transpose(g, tuple(range(nb)) + tuple(nb + i for i in inverse))
 
     return make_node(a.data.transpose(axes), (a,), (vjp,), "transpose")
-
-
-def broadcast_to(a: Tensor, shape: Sequence[int]) -> Tensor:
-    """``a`` repeated along new leading axes and along its axes of length 1."""
-    shape = tuple(shape)
-    if a.shape == shape:
-        return a
-    try:
-        out = backend.xp().broadcast_to(a.data, shape)
-    except ValueError:
-        raise ValueError(f"broadcast_to: cannot broadcast shape {a.shape} to {shape}") from None
-    return make_node(out, (a,), (lambda g, out: sum_to(g, a.shape, out),), "broadcast_to")
-
-
-def sum_to(g: Tensor, shape: tuple[int, ...], out: Tensor) -> Tensor:
-    """Undo broadcasting: sum ``g`` (batch + out.shape) down to batch + ``shape``.
-
-    This is the VJP of every broadcasting operation, written with ``sum`` and
-    ``reshape`` so that it is itself differentiable.
-    """
-    nb = batch_ndim(g, out)
-    if g.shape[nb:] == tuple(shape):
-        return g
-    from .reductions import sum as _sum
-
-    extra = out.ndim - len(shape)
-    axes = tuple(range(nb, nb + extra)) + tuple(
-        nb + extra + i for i, s in enumerate(shape) if s == 1 and out.shape[extra + i] != 1
-    )
-    return reshape(_sum(g, axes, keepdims=True), g.shape[:nb] + tuple(shape))
 
 
 def _raw_index(idx: Any) -> tuple:

@@ -6,21 +6,18 @@ Functional forms (conv2d, batch_norm, ...) live in :mod:`bnp.functional`.
 
 from . import init, models
 from .activation import ReLU, Sigmoid, Tanh
-from .batchnorm import BatchNorm1d, BatchNorm2d
 from .container import Sequential
 from .conv import Conv2d
 from .flatten import Flatten
-from .fullnorm import FullNorm1d, FullNorm2d
 from .linear import Linear
-from .models import NORMS, mlp, register_norm, small_cnn
+from .models import NORMS, mlp, small_cnn
 from .module import Module
+from .normalization import BatchNorm1d, BatchNorm2d, FullNorm1d, FullNorm2d
 from .parameter import Parameter
 from .pooling import AvgPool2d, MaxPool2d
 
 __all__ = [
     "Module", "Parameter", "Sequential", "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "ReLU", "Tanh", "Sigmoid",
     "Flatten", "BatchNorm1d", "BatchNorm2d", "FullNorm1d", "FullNorm2d",
-    "init", "models", "mlp", "small_cnn", "NORMS", "register_norm",
+    "init", "models", "mlp", "small_cnn", "NORMS",
 ]
-
-register_norm("fn", FullNorm1d, FullNorm2d)

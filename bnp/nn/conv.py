@@ -7,7 +7,7 @@ from typing import Any
 from .. import backend
 from .. import functional as F
 from ..autograd import Tensor
-from ..autograd.im2col import output_size, pair
+from ..autograd.im2col import window_positions
 from . import init
 from .module import Module
 from .parameter import Parameter
@@ -40,15 +40,10 @@ class Conv2d(Module):
     ):
         super().__init__()
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        self.kernel_size = pair(kernel_size, "Conv2d: kernel_size")
-        self.stride = pair(stride, "Conv2d: stride")
-        self.padding = pair(padding, "Conv2d: padding")
-        if min(self.in_channels, self.out_channels, *self.kernel_size, *self.stride) < 1 or min(self.padding) < 0:
-            raise ValueError(
-                "Conv2d: channels, kernel_size and stride must be >= 1 and padding >= 0, got "
-                f"in_channels={in_channels}, out_channels={out_channels}, kernel_size={kernel_size}, "
-                f"stride={stride}, padding={padding}"
-            )
+        self.kernel_size, self.stride, self.padding = F.conv_geometry("Conv2d", kernel_size, stride, padding)
+        if min(self.in_channels, self.out_channels) < 1:
+            raise ValueError(f"Conv2d: in_channels and out_channels must be >= 1, got in_channels={in_channels}, "
+                             f"out_channels={out_channels}")
         dtype = backend.get_default_dtype()
         shape = (self.out_channels, self.in_channels, *self.kernel_size)
         self.weight = Parameter(backend.xp().empty(shape, dtype=dtype))
@@ -57,7 +52,7 @@ class Conv2d(Module):
 
     def output_shape(self, height: int, width: int) -> tuple[int, int]:
         """(OH, OW) for an input of spatial size (height, width)."""
-        return output_size((height, width), self.kernel_size, self.stride, self.padding)
+        return window_positions((height, width), self.kernel_size, self.stride, self.padding)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim != 4 or x.shape[1] != self.in_channels:

@@ -1,10 +1,11 @@
 """Ready-made networks for the experiments: an MLP and a small convnet.
 
-Normalization layers are chosen by name from a registry, so new kinds (the
-project's FullNorm, say) plug in without editing this file::
+Normalization layers are chosen by name from the plain mapping ``NORMS``
+(name -> factories for (N, C) and for (N, C, H, W) inputs); a new kind is one
+entry::
 
-    register_norm("fn", FullNorm1d, FullNorm2d)
-    model = mlp([784, 256, 10], norm="fn")
+    NORMS["mine"] = (MyNorm1d, MyNorm2d)
+    model = mlp([784, 256, 10], norm="mine")
 
 A norm layer goes right after each hidden Linear / Conv2d and before its
 activation (as in the BN paper); the output layer is never normalized.
@@ -16,30 +17,23 @@ from typing import Any, Callable, Sequence
 
 from . import init
 from .activation import ReLU, Sigmoid, Tanh
-from .batchnorm import BatchNorm1d, BatchNorm2d
 from .container import Sequential
 from .conv import Conv2d
 from .flatten import Flatten
 from .linear import Linear
 from .module import Module
+from .normalization import BatchNorm1d, BatchNorm2d, FullNorm1d, FullNorm2d
 from .pooling import MaxPool2d
 
 NormFactory = Callable[[int], Module]
 
 # name -> (factory for (N, C) inputs, factory for (N, C, H, W) inputs); factory(num_features) -> Module
-NORMS: dict[str, tuple[NormFactory, NormFactory]] = {}
+NORMS: dict[str, tuple[NormFactory, NormFactory]] = {
+    "bn": (BatchNorm1d, BatchNorm2d),
+    "fn": (FullNorm1d, FullNorm2d),
+}
 
 ACTIVATIONS: dict[str, Callable[[], Module]] = {"relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid}
-
-
-def register_norm(name: str, factory_1d: NormFactory, factory_2d: NormFactory) -> None:
-    """Make ``norm=name`` available to :func:`mlp` (uses ``factory_1d``) and :func:`small_cnn` (``factory_2d``)."""
-    if not callable(factory_1d) or not callable(factory_2d):
-        raise TypeError(f"register_norm({name!r}): factories must be callables taking num_features")
-    NORMS[name] = (factory_1d, factory_2d)
-
-
-register_norm("bn", BatchNorm1d, BatchNorm2d)
 
 
 def _norm(norm: str | None, where: str, dims: int) -> NormFactory | None:

@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from .. import functional as F
 from ..autograd import Tensor
-from ..autograd.im2col import pair
 from .module import Module
 
 
 class _Pool2d(Module):
-    _fn = staticmethod(F.max_pool2d)
+    """Shared by MaxPool2d and AvgPool2d; each names its functional form as ``_fn``."""
+
+    _fn: Callable[..., Tensor]
 
     def __init__(self, kernel_size: Any, stride: Any = None):
         super().__init__()
-        name = type(self).__name__
-        self.kernel_size = pair(kernel_size, f"{name}: kernel_size")
-        self.stride = self.kernel_size if stride is None else pair(stride, f"{name}: stride")
-        if min(*self.kernel_size, *self.stride) < 1:
-            raise ValueError(f"{name}: kernel_size and stride must be >= 1, got {kernel_size} and {stride}")
+        self.kernel_size, self.stride = F.pool_geometry(type(self).__name__, kernel_size, stride)
 
     def forward(self, x: Tensor) -> Tensor:
         kh, kw = self.kernel_size

@@ -1,4 +1,17 @@
-"""Batch normalization layers: the module around :func:`bnp.functional.batch_norm`."""
+"""Normalization layers: BN and FN, the modules around :func:`bnp.functional.batch_norm`
+and :func:`bnp.functional.full_norm`.
+
+The three running-average knobs of this project, side by side (weight of the
+batch, weight of the past):
+
+=========================  =======================  ==========================
+knob                       weight of the new batch  weight of the past
+=========================  =======================  ==========================
+BN ``momentum`` (PyTorch)  ``momentum``             ``1 - momentum``
+FN ``momentum``            ``max(1/t, momentum)``   the rest (bias-corrected)
+BNP ``rho``                ``(1-rho)/(1-rho^t)``    ``rho`` in the long run
+=========================  =======================  ==========================
+"""
 
 from __future__ import annotations
 
@@ -86,6 +99,54 @@ class BatchNorm2d(_BatchNorm):
     """Batch normalization of NCHW inputs: statistics per channel over N, H and W.
 
     Same arguments and modes as :class:`BatchNorm1d`. Shapes: (N, C, H, W) -> (N, C, H, W).
+    """
+
+    _ndim = 4
+    _layout = "(N, {c}, H, W)"
+
+
+class _FullNorm(_Normalization):
+    """Shared by FullNorm1d and FullNorm2d; they differ only in the input's rank."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True):
+        if not 0.0 < momentum <= 1.0:
+            raise ValueError(f"{type(self).__name__}: momentum must lie in (0, 1], got {momentum}")
+        super().__init__(num_features, eps, momentum, affine)
+
+    def forward(self, x: Tensor) -> Tensor:
+        self._check_input(x)
+        y = F.full_norm(x, self.running_mean, self.running_var, self.weight, self.bias, self.training,
+                        self.momentum, self.eps, int(self.num_batches_tracked))
+        if self.training:
+            self.num_batches_tracked += 1
+        return y
+
+
+class FullNorm1d(_FullNorm):
+    """Full Normalization of (N, C) inputs (Lian & Liu, 2019).
+
+    Normalizes each feature with running estimates of the mean and variance of
+    the *whole data* (updated with the current batch first), while gradients
+    flow through the batch moments as if they were those estimates: the
+    compositional gradient of the full-data objective (see :func:`bnp.functional.full_norm`).
+    Works at batch size 1 and with unrepresentative (class-sorted) batches.
+
+    Args:
+        num_features: C.
+        eps: added to the variance before the square root.
+        momentum: long-run weight of the current batch in the running moments;
+            earlier batches are averaged equally until 1/t falls below it.
+        affine: learn a per-feature scale ``weight`` and shift ``bias``.
+
+    Shapes: (N, C) -> (N, C). Buffers: running_mean, running_var (biased),
+    num_batches_tracked. Eval mode uses the running moments as constants.
+    """
+
+
+class FullNorm2d(_FullNorm):
+    """Full Normalization of NCHW inputs: moments per channel over N, H and W.
+
+    Same arguments and modes as :class:`FullNorm1d`. Shapes: (N, C, H, W) -> same.
     """
 
     _ndim = 4
