@@ -42,41 +42,50 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from . import backend
+from .autograd import Tensor, no_grad
+from .autograd.im2col import unfold
+from .nn import Conv2d, Linear
 from .running_moments import RunningMoments
 
 
 def precondition(
-    grad_w: Any, grad_b: Any | None, mean: Any, var: Any, eps: float, inplace: bool = False
+    grad_w: Any, grad_b: Any | None, mean: Any, var: Any, eps: float, overwrite: bool = False
 ) -> tuple[Any, Any | None]:
-    """Apply ``P P^T`` to one layer's gradients (pure function on backend arrays).
+    """Apply ``P P^T`` to one layer's gradients (a pure function on backend arrays)::
+
+        G_W' = (G_W - g_b mu^T) D^-2,   g_b' = g_b - G_W' mu,   D^2 = var + eps
+
+    and, for a layer without bias, ``G_W' = G_W D0^-2`` with ``D0^2 = var + mu^2 + eps``.
 
     Args:
         grad_w: (out, n) for Linear, or (out, C, kh, kw) for Conv2d.
         grad_b: (out,) or None for a layer without bias.
-        mean, var: (n,) per input feature, or (C,) per channel (repeated over
-            kernel offsets), or (C*kh*kw,) per patch entry.
+        mean, var: (n,) per input feature; for Conv2d (C,) per channel (shared by
+            the kh*kw kernel offsets) or (C*kh*kw,) per patch entry.
         eps: added to the variance.
-        inplace: overwrite ``grad_w`` (and ``grad_b``) instead of allocating:
-            BNP does this on the gradients it owns, to keep its cost small.
+        overwrite: the results may reuse the memory of ``grad_w`` and ``grad_b``
+            (BNP does this with the gradients it owns, to keep its cost small).
 
     Returns:
         the preconditioned (grad_w, grad_b), same shapes.
     """
-    out, features = grad_w.shape[0], mean.shape[0]
-    g = grad_w.reshape(out, features, -1)  # (out, features, kernel offsets sharing a statistic)
-    if not (inplace and grad_w.flags.c_contiguous):  # only then is g a view of grad_w
-        g = g.copy()
+    out, n = grad_w.shape[0], mean.shape[0]
+    G = grad_w.reshape(out, n, -1)  # (out, n, k): k kernel offsets share each statistic (k = 1 for Linear)
+    if not overwrite:
+        G = G.copy()
     if grad_b is None:
-        g *= (1.0 / (var + mean * mean + eps)).reshape(1, features, 1)
-        return g.reshape(grad_w.shape), None
-    g -= grad_b.reshape(out, 1, 1) * mean.reshape(1, features, 1)
-    g *= (1.0 / (var + eps)).reshape(1, features, 1)
-    per_feature = g[:, :, 0] if g.shape[2] == 1 else g.sum(axis=2)  # Linear: a view, no reduction
-    new_b = per_feature @ mean
-    if inplace:
-        grad_b -= new_b
-        return g.reshape(grad_w.shape), grad_b
-    return g.reshape(grad_w.shape), grad_b - new_b
+        G *= (1.0 / (var + mean * mean + eps))[:, None]  # G_W D0^-2
+        return G.reshape(grad_w.shape), None
+    g_b = grad_b if overwrite else grad_b.copy()
+    G -= g_b[:, None, None] * mean[:, None]  # G_W - g_b mu^T
+    G *= (1.0 / (var + eps))[:, None]  # (...) D^-2
+    g_b -= _sum_offsets(G) @ mean  # g_b - G_W' mu
+    return G.reshape(grad_w.shape), g_b
+
+
+def _sum_offsets(G: Any) -> Any:
+    """(out, n, k) -> (out, n): the bias sees the sum over kernel offsets (a view when k = 1)."""
+    return G[:, :, 0] if G.shape[2] == 1 else G.sum(axis=2)
 
 
 def precondition_whitened(grad_w: Any, grad_b: Any | None, mean: Any, cov: Any, eps: float) -> tuple[Any, Any]:
@@ -120,8 +129,6 @@ class BNP:
         conv_statistics: str = "channel",
         whiten: bool = False,
     ):
-        from .nn import Conv2d, Linear
-
         if eps < 0:
             raise ValueError(f"BNP: eps must be >= 0, got {eps}")
         if conv_statistics not in ("channel", "patch"):
@@ -147,8 +154,6 @@ class BNP:
 
     def _features(self, layer: Any) -> tuple[int, bool]:
         """(number of statistics, whether they are per patch entry)."""
-        from .nn import Conv2d
-
         if isinstance(layer, Conv2d):
             if self.conv_statistics == "patch":
                 kh, kw = layer.kernel_size
@@ -162,10 +167,6 @@ class BNP:
         a = inputs[0].data
         n, patches = self._features(layer)
         if patches:
-            from .autograd import Tensor
-            from .autograd.graph import no_grad
-            from .autograd.im2col import unfold
-
             with no_grad():
                 cols = unfold(Tensor(a), layer.kernel_size, layer.stride, layer.padding).data  # (N, n, L)
             rows = cols.transpose(0, 2, 1).reshape(-1, n)
@@ -212,7 +213,7 @@ class BNP:
             if self.whiten:
                 gw, gb = precondition_whitened(w.grad.data, gb, mean, var, self.eps)
             else:
-                gw, gb = precondition(w.grad.data, gb, mean, var, self.eps, inplace=True)
+                gw, gb = precondition(w.grad.data, gb, mean, var, self.eps, overwrite=True)
             w.grad.data = gw
             if gb is not None:
                 b.grad.data = gb

@@ -55,13 +55,38 @@ def test_without_bias_scales_by_uncentred_second_moment():
     np.testing.assert_allclose(backend.to_numpy(new_w), gw / (var + mean**2 + 1e-3), rtol=1e-12)
 
 
-def test_update_is_inverse_of_diagonalised_moment_matrix():
-    """THEORY.md: P P^T = Mt^-1, Mt the moment matrix with S replaced by diag(S)."""
+def test_update_is_the_inverse_of_the_diagonalised_moment_matrix():
+    """THEORY.md: P P^T = Mt^-1, Mt the moment matrix with S replaced by diag(S): BNP's
+    update of the neuron rows [g_w; g_b] solves Mt x = [g_w; g_b] (Mt symmetric)."""
     rng = np.random.default_rng(1)
-    mean, var = _stats(rng, 4, True)
-    P = dense_p(mean, var, 0.0)
+    mean, var = _stats(rng, 4, False)  # a moderate mean: Mt is solved densely here, in float64
+    gw, gb = rng.standard_normal((3, 4)), rng.standard_normal(3)
+    new_w, new_b = precondition(backend.asarray(gw), backend.asarray(gb), backend.asarray(mean),
+                                backend.asarray(var), 0.0)
     Mt = np.block([[np.diag(var) + np.outer(mean, mean), mean[:, None]], [mean[None, :], np.ones((1, 1))]])
-    np.testing.assert_allclose(P @ P.T @ Mt, np.eye(5), atol=1e-8)
+    expected = np.linalg.solve(Mt, np.concatenate([gw, gb[:, None]], axis=1).T).T
+    got = np.concatenate([backend.to_numpy(new_w), backend.to_numpy(new_b)[:, None]], axis=1)
+    np.testing.assert_allclose(got, expected, rtol=1e-7, atol=1e-9 * np.abs(expected).max())
+
+
+@given(shape=st.sampled_from([(3, 5), (2, 3, 2, 2)]), bias=st.booleans(), seed=st.integers(0, 2**16))
+def test_overwrite_gives_the_same_bits_and_only_then_reuses_the_inputs(shape, bias, seed):
+    rng = np.random.default_rng(seed)
+    mean, var = _stats(rng, shape[1], True)
+    gw, gb = rng.standard_normal(shape), rng.standard_normal(shape[0]) if bias else None
+    args = (backend.asarray(mean), backend.asarray(var), 1e-3)
+    kept_w, kept_b = backend.asarray(gw), None if gb is None else backend.asarray(gb)
+    pure = precondition(kept_w, kept_b, *args)
+    np.testing.assert_array_equal(backend.to_numpy(kept_w), gw)  # overwrite=False leaves the inputs alone
+    fresh = lambda a: None if a is None else backend.asarray(a.copy())  # overwrite=True may write into these
+    fast = precondition(fresh(gw), fresh(gb), *args, overwrite=True)
+    np.testing.assert_array_equal(backend.to_numpy(fast[0]), backend.to_numpy(pure[0]))
+    if bias:
+        np.testing.assert_array_equal(backend.to_numpy(fast[1]), backend.to_numpy(pure[1]))
+    # a non-contiguous gradient cannot be reused in place: the result is still right
+    wide = backend.asarray(np.repeat(gw, 2, axis=0))[::2]
+    np.testing.assert_array_equal(backend.to_numpy(precondition(wide, fresh(gb), *args, overwrite=True)[0]),
+                                  backend.to_numpy(pure[0]))
 
 
 def test_whitened_update_uses_full_covariance():

@@ -14,16 +14,24 @@ Outputs (in ``--out``): ``results.json`` (every run, with its loss curve),
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np  # host-side summaries of results only
 
 from .. import backend
+from .. import data as bdata
+from ..data import DataLoader
+from ..nn import init, models
+from ..optim import SGD
+from ..plotting import headless_pyplot, save
+from ..preconditioner import BNP
+from ..train import evaluate, fit
 
 METHODS = ("none", "bn", "bnp", "fn")
 # also available, not in the default run: "wbnp", BNP with the full input covariance
@@ -35,7 +43,7 @@ MODELS = ("mlp", "cnn")
 @dataclass
 class CompareConfig:
     methods: tuple[str, ...] = METHODS
-    models: tuple[str, ...] = ("mlp", "cnn")
+    models: tuple[str, ...] = MODELS
     batch_sizes: tuple[int, ...] = (1, 8, 64)
     data: str = "synthetic"
     data_dir: str | None = None
@@ -52,15 +60,13 @@ class CompareConfig:
     image_size: int = 10
     out: str = "results/compare"
     progress: bool = False
-    quick: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def quick_config(cls, **overrides: Any) -> CompareConfig:
         """A run of seconds, for tests and a first look."""
         base = dict(
             batch_sizes=(1, 16), seeds=1, epochs=1, lrs=(0.1, 0.01), n_train=200, n_test=100,
-            hidden=(16,), image_size=8, quick=True,
+            hidden=(16,), image_size=8,
         )
         base.update(overrides)
         return cls(**base)
@@ -70,8 +76,6 @@ class CompareConfig:
 def load_data(config: CompareConfig, image: bool):
     """The data set as host arrays (X_train, y_train, X_test, y_test, n_classes);
     images (N, C, H, W) for the convnet, flat vectors for the MLP."""
-    from .. import data as bdata
-
     if config.data == "synthetic":
         shape = (config.image_size, config.image_size) if image else None
         ds = bdata.synthetic(n_train=config.n_train, n_test=config.n_test, seed=1234, image_shape=shape)
@@ -90,8 +94,6 @@ def load_data(config: CompareConfig, image: bool):
 
 def build_model(kind: str, method: str, shape: tuple[int, ...], n_classes: int, config: CompareConfig, seed: int):
     """The network for one run; the method decides its normalization layers."""
-    from ..nn import init, models
-
     init.manual_seed(seed)
     if method not in METHODS + EXTRA_METHODS:
         raise ValueError(f"compare: unknown method {method!r}; expected one of {METHODS + EXTRA_METHODS}")
@@ -107,11 +109,6 @@ def build_model(kind: str, method: str, shape: tuple[int, ...], n_classes: int, 
 
 def run_one(kind: str, method: str, batch_size: int, lr: float, seed: int, arrays, config: CompareConfig) -> dict:
     """Train one network; returns losses, accuracy, time and a status."""
-    from ..data import DataLoader
-    from ..optim import SGD
-    from ..preconditioner import BNP
-    from ..train import evaluate, fit
-
     X_tr, y_tr, X_te, y_te, n_classes = arrays
     model = build_model(kind, method, X_tr.shape, n_classes, config, seed)
     loader = DataLoader((X_tr, y_tr), batch_size=batch_size, shuffle=True, seed=seed, class_sorted=config.class_sorted)
@@ -216,13 +213,7 @@ def _format_row(row: dict) -> str:
     return f"{head} {loss:>17} {acc:>15} {row['seconds_mean']:6.1f}"
 
 
-def format_table(summary: list[dict]) -> str:
-    return "\n".join([HEADER, "-" * len(HEADER)] + [_format_row(r) for r in summary])
-
-
 def _write_csv(summary: list[dict], path: Path) -> None:
-    import csv
-
     fields = ["model", "method", "batch_size", "lr", "seeds", "status", "final_loss_mean", "final_loss_std",
               "test_accuracy_mean", "test_accuracy_std", "seconds_mean", "error"]
     with open(path, "w", newline="") as f:
@@ -232,8 +223,6 @@ def _write_csv(summary: list[dict], path: Path) -> None:
 
 
 def _json_default(obj: Any) -> Any:
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return str(obj)
     if isinstance(obj, (np.floating, np.integer)):
         return obj.item()
     raise TypeError(f"not JSON serializable: {type(obj).__name__}")
@@ -242,8 +231,6 @@ def _json_default(obj: Any) -> Any:
 def _plot(result: dict, out: Path) -> None:
     """Loss against samples seen (one panel per model and batch size), and
     test accuracy against batch size."""
-    from ..plotting import headless_pyplot, save
-
     plt = headless_pyplot()
 
     cfg = result["config"]
