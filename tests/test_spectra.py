@@ -227,3 +227,21 @@ def test_hutchinson_on_a_network_hessian_within_a_few_standard_errors():
         hits += abs(est.mean - np.trace(H)) <= 2 * est.stderr
         assert abs(est.mean - np.trace(H)) <= 5 * est.stderr
     assert hits >= 2  # about 95% should fall within 2 standard errors
+
+
+@pytest.mark.gpu
+def test_spectra_and_neuron_blocks_on_gpu_match_the_numpy_backend(cupy_backend):
+    Q, _ = np.linalg.qr(np.random.default_rng(0).standard_normal((4, 4)))
+    A = Q @ np.diag([3.0, -0.25, 1e-14, 0.0]) @ Q.T  # rank 2 and indefinite, up to rounding
+    c = spectra.condition_number(backend.asarray(A), rank_rtol=1e-10)
+    assert backend.array_backend(c.eigenvalues) == "cupy"
+    gpu = (float(c.on_range()), c.rank, c.indefinite)
+    params, loss_fn = _mlp(4)
+    block_gpu = _np(curvature.neuron_block(loss_fn, params[0], params[1], 1))
+    bnp.set_backend("numpy")  # the fixture restores it anyway
+    c = spectra.condition_number(backend.asarray(A), rank_rtol=1e-10)
+    assert gpu[1:] == (c.rank, c.indefinite) == (2, True)
+    assert gpu[0] == pytest.approx(float(c.on_range()), rel=1e-10) and gpu[0] == pytest.approx(12.0, rel=1e-10)
+    params, loss_fn = _mlp(4)
+    np.testing.assert_allclose(block_gpu, _np(curvature.neuron_block(loss_fn, params[0], params[1], 1)),
+                               rtol=1e-10, atol=1e-12)
