@@ -141,6 +141,9 @@ class ConditionNumber(float):
         self.rank_rtol = float(rank_rtol)
         return self
 
+    def __str__(self) -> str:  # print() and f"{k}" show the number, as for a float
+        return float.__repr__(self)
+
     def __repr__(self) -> str:
         return (f"ConditionNumber({float(self)!r}, convention={self.convention!r}, rank={self.rank}, "
                 f"indefinite={self.indefinite})")

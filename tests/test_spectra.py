@@ -51,7 +51,7 @@ def test_a_condition_number_is_a_float_that_keeps_its_spectrum():
     np.testing.assert_array_equal(_np(c.eigenvalues), w)  # ascending: the decomposition, kept
     assert (c.convention, c.rank, c.indefinite, c.lambda_min, c.lambda_max) == ("psd", 3, False, 0.5, 8.0)
     assert type(-c) is float and -c == -16.0  # arithmetic gives plain floats
-    assert "convention='psd'" in repr(c)
+    assert "convention='psd'" in repr(c) and str(c) == f"{c}" == "16.0"  # printed as the float it is
     same = c.in_convention("abs")  # the other convention from the stored eigenvalues
     assert same == 16.0 and same.eigenvalues is c.eigenvalues
 
