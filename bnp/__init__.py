@@ -12,7 +12,7 @@ the theory checked as property tests.
     opt.zero_grad(); loss.backward(); pre.step(); opt.step()
 """
 
-from . import backend, checkpoint, curvature, data, functional, nn, optim, theory, train
+from . import backend, checkpoint, curvature, data, functional, nn, optim, spectra, theory, train
 from .autograd import Tensor, enable_grad, grad, hessian, hvp, is_grad_enabled, jacobian, no_grad, tensor
 from .backend import get_backend, get_default_dtype, set_backend, set_default_dtype
 from .checkpoint import load, save
@@ -25,5 +25,5 @@ __all__ = [
     "Tensor", "tensor", "grad", "no_grad", "enable_grad", "is_grad_enabled", "hvp", "hessian", "jacobian",
     "set_backend", "get_backend", "set_default_dtype", "get_default_dtype", "backend",
     "functional", "nn", "optim", "checkpoint", "save", "load", "BNP", "data", "train", "fit", "evaluate",
-    "theory", "curvature",
+    "theory", "curvature", "spectra",
 ]

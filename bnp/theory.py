@@ -1,8 +1,9 @@
 """The closed forms of THEORY.md, as plain functions on backend arrays.
 
-Every function here is a formula from /work/shared/THEORY.md written out
-directly (no autograd), so the property tests can hold the autograd Hessians
-of :mod:`bnp.curvature` against them. Notation, as in THEORY.md:
+Every function here is a formula from the repository's docs/THEORY.md written
+out directly (no autograd), so the property tests can hold the autograd
+Hessians of :mod:`bnp.curvature` against them. Eigenvalues and condition
+numbers live in :mod:`bnp.spectra`. Notation, as in THEORY.md:
 
 * ``a``: a batch of layer inputs, shape (N, n); ``at = [a; 1]`` the extended
   input, shape (N, n+1) (one row per sample).
@@ -12,12 +13,11 @@ of :mod:`bnp.curvature` against them. Notation, as in THEORY.md:
 * ``P`` the BNP transformation, ``theta = P theta_hat``.
 
 Arrays may be NumPy or CuPy (the active backend); Tensors are accepted and
-read through ``.data``. Scalars (bounds, condition numbers) come back as
-Python floats.
+read through ``.data``. Scalars (bounds) come back as Python floats.
 
-    from bnp import theory
+    from bnp import spectra, theory
     mu, S = theory.batch_statistics(a)
-    theory.condition_number(theory.moment_matrix(a), psd=True)
+    spectra.condition_number(theory.moment_matrix(a), psd=True)
 """
 
 from __future__ import annotations
@@ -26,25 +26,17 @@ import math
 from typing import Any
 
 from . import backend
-from .autograd import Tensor
+from .spectra import _arr, _square, condition_number
 
 __all__ = [
     "batch_statistics", "extend", "moment_matrix", "moment_matrix_from_stats", "bnp_transform", "bnp_pp_t",
     "whitening_transform", "correlation_matrix", "standardize", "transformed_moment_matrix",
-    "eigenvalues_symmetric", "kappa_from_eigenvalues", "condition_number", "gram_eigenvalues",
     "lambda_max_lower_bound", "lambda_min_upper_bound", "kappa_lower_bound_mean", "kappa_lower_bound_scales",
-    "van_der_sluis_bound", "exact_neuron_block", "exact_layer_block", "effective_condition_number",
+    "van_der_sluis_bound", "exact_neuron_block", "exact_layer_block",
 ]
 
 
 # --------------------------------------------------------------------------- input checking
-def _arr(x: Any) -> Any:
-    """A backend array from an array, a Tensor (its data) or Python numbers."""
-    if isinstance(x, Tensor):
-        return x.data
-    return backend.asarray(x)
-
-
 def _batch(a: Any, where: str) -> Any:
     a = _arr(a)
     if a.ndim != 2 or a.shape[0] < 1:
@@ -58,14 +50,6 @@ def _vector(v: Any, where: str, name: str, n: int | None = None) -> Any:
         want = "(n,)" if n is None else f"({n},)"
         raise ValueError(f"{where}: expected {name} of shape {want}, got {tuple(v.shape)}")
     return v
-
-
-def _square(A: Any, where: str, name: str = "matrix", n: int | None = None) -> Any:
-    A = _arr(A)
-    if A.ndim != 2 or A.shape[0] != A.shape[1] or (n is not None and A.shape[0] != n):
-        want = "square" if n is None else f"({n}, {n})"
-        raise ValueError(f"{where}: expected a {want} {name}, got shape {tuple(A.shape)}")
-    return A
 
 
 def _inverse_scales(var: Any, eps: float, where: str) -> Any:
@@ -247,86 +231,6 @@ def transformed_moment_matrix(a: Any, mu: Any = None, var: Any = None, eps: floa
     return ah.T @ ah / ah.shape[0]
 
 
-# --------------------------------------------------------------------------- condition numbers
-def eigenvalues_symmetric(A: Any) -> Any:
-    """Ascending eigenvalues of the symmetric part ``(A + A^T)/2``. Shapes: (n, n) -> (n,)."""
-    A = _square(A, "eigenvalues_symmetric")
-    return backend.xp().linalg.eigvalsh((A + A.T) / 2)
-
-
-def kappa_from_eigenvalues(w: Any, psd: bool = False, rank_rtol: float = 1e-10) -> float:
-    """A condition number from the eigenvalues ``w`` of a symmetric matrix.
-
-    * ``psd=False``: ``max |lambda| / min |lambda|`` (``inf`` if some eigenvalue is exactly 0).
-    * ``psd=True``: ``lambda_max / lambda_min+``, the smallest eigenvalue counted
-      as nonzero being the smallest one above ``rank_rtol * lambda_max`` (the
-      rank tolerance; eigenvalues below it are treated as rounding noise of
-      zeros). The matrix must be PSD up to that tolerance: an eigenvalue
-      below ``-rank_rtol * lambda_max`` raises ValueError. The zero matrix gives nan.
-
-    Why a tolerance: a computed eigenvalue carries an absolute error of about
-    ``n * 1e-16 * lambda_max`` (float64), so anything below that is
-    indistinguishable from 0. ``1e-10`` leaves room for matrices that were
-    themselves formed with rounding (Hessians, moment matrices).
-    """
-    xp = backend.xp()
-    w = _arr(w)
-    if w.size == 0:
-        raise ValueError("kappa_from_eigenvalues: got no eigenvalues")
-    if not psd:
-        absw = xp.abs(w)
-        smallest, largest = float(absw.min()), float(absw.max())
-        if smallest == 0.0:
-            return math.inf if largest > 0 else math.nan
-        return largest / smallest
-    lam_max = float(w.max())
-    if lam_max <= 0.0:
-        return math.nan
-    cut = rank_rtol * lam_max
-    lam_min = float(w.min())
-    if lam_min < -cut:
-        raise ValueError(
-            f"kappa_from_eigenvalues: psd=True but the smallest eigenvalue {lam_min:.3e} is below "
-            f"-rank_rtol * lambda_max = {-cut:.3e}; use psd=False for indefinite matrices"
-        )
-    return lam_max / float(w[w > cut].min())
-
-
-def condition_number(A: Any, psd: bool = False, rank_rtol: float = 1e-10) -> float:
-    """Condition number of a symmetric matrix (THEORY section 5's conventions).
-
-    ``psd=False``: ``|lambda|_max / |lambda|_min`` (``inf`` for an exactly singular
-    spectrum). ``psd=True``: ``lambda_max / lambda_min+`` with the rank decided by
-    ``rank_rtol`` relative to ``lambda_max`` (see :func:`kappa_from_eigenvalues`).
-
-    Float64 eigenvalues lose about 16 - log10(kappa) digits in ``lambda_min``: above
-    ``kappa ~ 1e16`` the value is rounding noise; :func:`gram_eigenvalues` does
-    better when the matrix is a Gram matrix of data.
-
-    Shapes: A (n, n) -> float.
-    """
-    return kappa_from_eigenvalues(eigenvalues_symmetric(A), psd=psd, rank_rtol=rank_rtol)
-
-
-def gram_eigenvalues(x: Any) -> Any:
-    """Eigenvalues of ``(1/N) x^T x`` as squared singular values of ``x / sqrt(N)``.
-
-    More accurate than ``eigvalsh`` of the formed product for ill-conditioned
-    data: the error in ``lambda_min`` is about ``1e-16 * sqrt(lambda_min *
-    lambda_max)`` instead of ``1e-16 * lambda_max``. With N < n the missing
-    eigenvalues are exact zeros.
-
-    Shapes: x (N, n) -> (n,), ascending. ``gram_eigenvalues(extend(a))`` is the
-    spectrum of ``M``.
-    """
-    x = _batch(x, "gram_eigenvalues")
-    xp = backend.xp()
-    s = xp.linalg.svd(x / math.sqrt(x.shape[0]), compute_uv=False)
-    lam = xp.zeros(x.shape[1], dtype=s.dtype)
-    lam[: s.shape[0]] = s * s
-    return xp.sort(lam)
-
-
 # --------------------------------------------------------------------------- bounds of section 1
 def lambda_max_lower_bound(mu: Any) -> float:
     """``lambda_max(M) >= 1 + |mu|^2`` (THEORY section 1: the Rayleigh quotient of ``v = [mu; 1]``).
@@ -440,36 +344,3 @@ def exact_layer_block(a: Any, C: Any) -> Any:
     out = C.shape[1]
     block = backend.xp().einsum("kij,kp,kq->ipjq", C, at, at) / N
     return block.reshape(out * n1, out * n1)
-
-
-def effective_condition_number(
-    H: Any, directions: Any, psd: bool = True, rank_rtol: float = 1e-10
-) -> float:
-    """``lambda_max / lambda_min+`` of ``H`` restricted to the complement of ``directions``.
-
-    For weights ``w`` feeding a BN layer (eps = 0) the loss is scale invariant,
-    ``H(w) w = -grad`` and, at a minimum, ``w`` spans a null direction of ``H``
-    (THEORY section 3). The curvature that matters for convergence lives on
-    the orthogonal complement of ``w`` *(paper, recalled)*. With ``Q`` an
-    orthonormal basis of that complement this returns the condition number of
-    ``Q^T H Q`` (PSD convention by default, see :func:`kappa_from_eigenvalues`;
-    ``psd=False`` gives ``|lambda|_max / |lambda|_min`` for indefinite H).
-
-    Shapes: H (n, n); directions (n,) or (k, n), the vectors to project out
-    (for a BN layer's whole weight, one row per neuron, each zero outside its
-    block) -> float. Invariant under ``w -> c w``, since ``H(c w) = H(w) / c^2``.
-    """
-    H = _square(H, "effective_condition_number", "Hessian H")
-    n = H.shape[0]
-    V = _arr(directions)
-    V = V.reshape(1, -1) if V.ndim == 1 else V
-    if V.ndim != 2 or V.shape[1] != n:
-        raise ValueError(f"effective_condition_number: expected directions of shape ({n},) or (k, {n}), "
-                         f"got {tuple(_arr(directions).shape)}")
-    xp = backend.xp()
-    _, s, vt = xp.linalg.svd(V, full_matrices=True)
-    rank = int((s > s.max() * 1e-12).sum()) if s.size and float(s.max()) > 0 else 0
-    if rank == n:
-        raise ValueError("effective_condition_number: the directions span the whole space; nothing is left")
-    Q = vt[rank:].T  # (n, n - rank): orthonormal basis of the complement
-    return condition_number(Q.T @ H @ Q, psd=psd, rank_rtol=rank_rtol)

@@ -77,7 +77,7 @@ def test_hvp_and_float32_on_gpu(cupy_backend):
     params = [bnp.tensor(a, requires_grad=True) for a in arrays]
     H = bnp.backend.to_numpy(bnp.hessian(lambda: _loss(params, x, y), params))
     v = [np.ones(p.shape) for p in params]
-    Hv = np.concatenate([h.numpy().ravel() for h in bnp.hvp(lambda: _loss(params, x, y), params, v)])
+    Hv = np.concatenate([bnp.backend.to_numpy(h).ravel() for h in bnp.hvp(lambda: _loss(params, x, y), params, v)])
     np.testing.assert_allclose(Hv, H @ np.ones(H.shape[0]), rtol=1e-10, atol=1e-12)
 
     bnp.set_default_dtype("float32")  # conftest restores float64

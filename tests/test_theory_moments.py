@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from test_theory_strategies import EPS, eig_slack, layer_inputs
 
-from bnp import backend, theory
+from bnp import backend, spectra, theory
 
 
 def _np(x):
@@ -107,7 +107,7 @@ def test_kappa_of_M_grows_like_the_fourth_power_of_the_mean(a):
     lower, upper = _kappa_interval(np.linalg.eigvalsh(M), eig_slack(M, N))
     assert upper >= safe_bound * (1 - 1e-12)
     if lower > 0 and upper < 1e3 * lower:  # kappa measured to 3 digits or better: the library's value too
-        assert theory.condition_number(M) >= safe_bound * lower / upper * (1 - 1e-12)
+        assert spectra.condition_number(M) >= safe_bound * lower / upper * (1 - 1e-12)
 
 
 @given(layer_inputs())
@@ -132,40 +132,12 @@ def test_kappa_of_M_at_least_kappa_of_S_at_least_ratio_of_variances(a):
     assert kS_up >= (d.max() - sS) / (d.min() + sS + 1e-300) * (1 - 1e-12)
 
 
-@given(layer_inputs())
-def test_gram_eigenvalues_are_the_spectrum_of_M_and_more_accurate(a):
-    """Squared singular values of at / sqrt(N): the spectrum of M, with error ~ eps sqrt(lambda lambda_max)."""
-    N, n = a.shape
-    at = np.concatenate([a, np.ones((N, 1))], axis=1)
-    w = _np(theory.gram_eigenvalues(_b(at)))
-    M = _np(theory.moment_matrix(_b(a)))
-    assert w.shape == (n + 1,) and np.all(np.diff(w) >= 0) and np.all(w >= 0)
-    np.testing.assert_allclose(w, np.linalg.eigvalsh(M), rtol=0, atol=eig_slack(M, N))
-    if N < n + 1:  # rank at most N: the missing eigenvalues are exact zeros
-        assert np.all(w[: n + 1 - N] == 0)
-    assert np.sum(w) == pytest.approx(np.trace(M), rel=1e-12)
-
-
-def test_gram_eigenvalues_resolve_what_eigvalsh_of_M_cannot():
-    """|mu| = 1e5, spread 1e-3: kappa(M) ~ 1e26; eigvalsh of the formed M gets lambda_min wrong by > 100%."""
-    rng = np.random.default_rng(0)
-    a = 1e5 + 1e-3 * rng.standard_normal((50, 1))
-    at = np.concatenate([a, np.ones((50, 1))], axis=1)
-    w = _np(theory.gram_eigenvalues(_b(at)))
-    mu, S = _stats(a)
-    # for n = 1 the spectrum is known in closed form: det M = S, trace M = S + mu^2 + 1
-    det, tr = S[0, 0], S[0, 0] + mu[0] ** 2 + 1
-    lam_min = det / (tr / 2 + np.sqrt(tr * tr / 4 - det))
-    assert w[0] == pytest.approx(lam_min, rel=1e-7)
-    assert abs(np.linalg.eigvalsh(_np(theory.moment_matrix(_b(a))))[0] - lam_min) > lam_min
-
-
 def test_mean_bound_is_sharp_for_isotropic_inputs():
     """S = I, |mu| = t: kappa(M) = lambda_+^2 with lambda_+ ~ 2 + t^2, so the (1+t^2)^2 bound is tight."""
     for t in [1.0, 10.0, 100.0]:
         mu, S = np.array([t, 0.0, 0.0]), np.eye(3)
         M = _np(theory.moment_matrix_from_stats(backend.asarray(mu), backend.asarray(S)))
-        kappa = theory.condition_number(M)
+        kappa = spectra.condition_number(M)
         bound = theory.kappa_lower_bound_mean(backend.asarray(mu), backend.asarray(S))
         assert bound <= kappa <= bound * (1 + 4 / (1 + t * t))
 

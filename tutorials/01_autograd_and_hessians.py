@@ -185,7 +185,7 @@ print(f"MLP {sizes}: {n_params} parameters, Hessian {H.shape}")
 # One Hessian-vector product, two ways: matrix-free, and from the dense matrix.
 vectors = [rng.standard_normal(p.shape) for p in params]
 hv_blocks = bnp.hvp(loss_fn, params, [bnp.backend.asarray(v) for v in vectors])
-hv = np.concatenate([h.numpy().ravel() for h in hv_blocks])
+hv = np.concatenate([bnp.backend.to_numpy(h).ravel() for h in hv_blocks])
 v_flat = np.concatenate([v.ravel() for v in vectors])
 hvp_error = np.abs(hv - H @ v_flat).max() / np.abs(hv).max()
 print(f"relative difference of hvp and H @ v: {hvp_error:.2e}")

@@ -19,7 +19,7 @@ import os
 import numpy as np  # host-side: printing and plotting
 
 import bnp
-from bnp import theory
+from bnp import spectra, theory
 from bnp.curvature import layer_permutation
 from bnp.data import synthetic
 from bnp.nn import models
@@ -90,7 +90,7 @@ std_hidden = np.sqrt(np.diag(to_host(S_hidden)))
 alive = std_hidden > 0  # a unit that is off for the whole batch has mean and std 0
 print(f"ReLU layer outputs: |mu| = {np.linalg.norm(to_host(mu_hidden)):.2f}, "
       f"mean / std per feature = {np.mean(to_host(mu_hidden)[alive] / std_hidden[alive]):.2f}, "
-      f"kappa(M) = {theory.kappa_from_eigenvalues(theory.gram_eigenvalues(theory.extend(a))):.3g}")
+      f"kappa(M) = {spectra.kappa_from_eigenvalues(spectra.gram_eigenvalues(theory.extend(a))):.3g}")
 assert (to_host(mu_hidden) >= 0).all()
 
 # %% [markdown]
@@ -130,7 +130,7 @@ def layer_inputs(shift: float, spread: float):
 
 def kappa_M(inputs) -> float:
     """kappa(M) from the singular values of the extended inputs: accurate even for kappa ~ 1e12."""
-    return theory.kappa_from_eigenvalues(theory.gram_eigenvalues(theory.extend(inputs)))
+    return spectra.kappa_from_eigenvalues(spectra.gram_eigenvalues(theory.extend(inputs)))
 
 
 rows = []
@@ -140,8 +140,8 @@ for shift, spread in settings:
     rows.append(dict(shift=shift, spread=spread, mu2=float((mu * mu).sum()), measured=kappa_M(inputs),
                      bound_mean=theory.kappa_lower_bound_mean(mu, S),
                      bound_scales=theory.kappa_lower_bound_scales(S),
-                     after_bnp=theory.condition_number(theory.transformed_moment_matrix(inputs)),
-                     kappa_R=theory.condition_number(theory.correlation_matrix(S))))
+                     after_bnp=spectra.condition_number(theory.transformed_moment_matrix(inputs)),
+                     kappa_R=spectra.condition_number(theory.correlation_matrix(S))))
 
 print(f"{'shift':>5} {'spread':>6} | {'kappa(M) measured':>17} {'bound (mean)':>13} {'bound (scales)':>14} "
       f"| {'kappa(P^T M P)':>14} {'kappa(R)':>10}")
@@ -224,8 +224,8 @@ T = to_host(theory.transformed_moment_matrix(a, mu_a, bnp.backend.xp().diag(S_a)
 standardized_error = np.abs(H_hat - np.kron(np.eye(n_out), T)).max()
 print(f"standardized last layer: |H - I (x) blockdiag(R, 1)|_max = {standardized_error:.1e}")
 assert standardized_error < 1e-12
-kappa_before = theory.condition_number(H_neurons, psd=True)
-kappa_after = theory.condition_number(H_hat, psd=True)
+kappa_before = spectra.condition_number(H_neurons, psd=True)
+kappa_after = spectra.condition_number(H_hat, psd=True)
 print(f"last-layer Hessian: kappa = {kappa_before:.4g} before, {kappa_after:.4g} after the BNP transform")
 assert kappa_after < kappa_before
 
@@ -250,7 +250,7 @@ assert kappa_after < kappa_before
 # %%
 def kappa_scaled(S, e) -> float:
     """kappa(E S E) for E = diag(e)."""
-    return theory.condition_number(S * e[:, None] * e[None, :])
+    return spectra.condition_number(S * e[:, None] * e[None, :])
 
 
 def search_diagonal_scaling(S, steps: int, seed: int = 0):
@@ -268,21 +268,21 @@ def search_diagonal_scaling(S, steps: int, seed: int = 0):
 
 inputs = layer_inputs(3, 100)
 mu, S = theory.batch_statistics(inputs)
-kappa_R = theory.condition_number(theory.correlation_matrix(S))
+kappa_R = spectra.condition_number(theory.correlation_matrix(S))
 _, best_diagonal = search_diagonal_scaling(S, steps=300 if QUICK else 3000)
-print(f"kappa(S) = {theory.condition_number(S):.4g}; Jacobi: kappa(R) = {kappa_R:.4g}; "
+print(f"kappa(S) = {spectra.condition_number(S):.4g}; Jacobi: kappa(R) = {kappa_R:.4g}; "
       f"best diagonal scaling found = {best_diagonal:.4g} (Jacobi is {kappa_R / best_diagonal:.2f} times worse, "
       f"van der Sluis allows n = {n_features})")
 assert best_diagonal <= kappa_R
 assert kappa_R <= n_features * best_diagonal
 
 S3 = bnp.backend.asarray(np.array([[2.0, 1.0, 1.0], [1.0, 3.0, 2.0], [1.0, 2.0, 3.0]]))
-k_S3, k_R3 = theory.condition_number(S3), theory.condition_number(theory.correlation_matrix(S3))
+k_S3, k_R3 = spectra.condition_number(S3), spectra.condition_number(theory.correlation_matrix(S3))
 print(f"3x3 example: kappa(S) = {k_S3:.4f} < kappa(R) = {k_R3:.4f} <= 3 kappa(S) = {3 * k_S3:.4f}")
 assert k_S3 < k_R3 <= 3 * k_S3
 
 P_white = theory.whitening_transform(mu, S)
-k_white = theory.condition_number(P_white.T @ theory.moment_matrix(inputs) @ P_white)
+k_white = spectra.condition_number(P_white.T @ theory.moment_matrix(inputs) @ P_white)
 print(f"whitening BNP: kappa(P_w^T M P_w) = {k_white:.6f}")
 assert abs(k_white - 1) < 1e-6
 
@@ -308,7 +308,7 @@ def plot_conditioning() -> None:
         mu, S = theory.batch_statistics(inputs)
         measured.append(kappa_M(inputs))
         bound.append(max(theory.kappa_lower_bound_mean(mu, S), theory.kappa_lower_bound_scales(S)))
-        after_bnp.append(theory.condition_number(theory.transformed_moment_matrix(inputs)))
+        after_bnp.append(spectra.condition_number(theory.transformed_moment_matrix(inputs)))
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ax.loglog(shifts, measured, "o-", label=r"$\kappa(M)$ measured")
     ax.loglog(shifts, bound, "s--", label="lower bound (THEORY)")

@@ -27,7 +27,7 @@ import os
 import numpy as np  # host-side: data summaries, tables and plots
 
 import bnp
-from bnp import theory
+from bnp import spectra, theory
 from bnp.data import DataLoader, synthetic
 from bnp.nn import init, models
 from bnp.optim import SGD
@@ -59,7 +59,7 @@ means, stds = data.X_train.mean(axis=0), data.X_train.std(axis=0)
 print(data.name)
 print(f"feature means from {means.min():.3g} to {means.max():.3g}; standard deviations from "
       f"{stds.min():.3g} to {stds.max():.3g} (ratio {stds.max() / stds.min():.0f})")
-kappa_raw = theory.kappa_from_eigenvalues(theory.gram_eigenvalues(theory.extend(data.X_train)))
+kappa_raw = spectra.kappa_from_eigenvalues(spectra.gram_eigenvalues(theory.extend(data.X_train)))
 print(f"kappa(M) of the raw inputs: {kappa_raw:.3g}")
 
 # %% [markdown]

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np  # host-side tables and plots only
 
-from .. import backend, curvature, theory
+from .. import backend, curvature, spectra, theory
 from ..autograd import Tensor, no_grad
 from ..autograd.im2col import unfold
 
@@ -99,16 +99,19 @@ def _layer_inputs(model: Any, layers: list, x: Tensor) -> dict[int, Any]:
     return seen
 
 
-def _kappa(A: Any) -> float:
-    """``lambda_max / lambda_min+`` for a PSD block; for an indefinite one (BN's
-    Hessian through batch statistics) ``|lambda|_max / |lambda|_min+`` over the
-    eigenvalues above the rank tolerance, negated to flag it in tables."""
-    c = curvature.condition_numbers(A, rank_rtol=RANK_RTOL)
-    if c.is_psd:
-        return c.kappa_psd
-    w = np.abs(backend.to_numpy(curvature.eigenvalues(A)))
-    w = w[w > RANK_RTOL * w.max()]
-    return -float(w.max() / w.min())
+def _kappa(A: Any) -> tuple[float, spectra.ConditionNumber]:
+    """The table's condition number of a block, and the ConditionNumber (with the
+    eigenvalues) it came from: ONE eigendecomposition per block.
+
+    ``lambda_max / lambda_min+`` for a block that is PSD up to the rank tolerance;
+    for an indefinite one (BN's Hessian through batch statistics)
+    ``|lambda|_max / |lambda|_min+`` over the eigenvalues above the rank
+    tolerance, negated to flag it in tables.
+    """
+    c = spectra.condition_number(A, rank_rtol=RANK_RTOL)
+    if c.indefinite:
+        return -float(c.on_range()), c
+    return float(c.in_convention("psd")), c
 
 
 def analyse_layer(loss_fn, layer: Any, rows: Any, eps: float) -> dict:
@@ -123,18 +126,20 @@ def analyse_layer(loss_fn, layer: Any, rows: Any, eps: float) -> dict:
     P_layer = xp.kron(xp.eye(out, dtype=P.dtype), P)  # neuron-major, one P per neuron
     H_bnp = P_layer.T @ H @ P_layer
     M = theory.moment_matrix_from_stats(mu_l, S_l)
-    M_bnp = theory.bnp_transform(mu_l, xp.diag(S_l), eps).T @ M @ theory.bnp_transform(mu_l, xp.diag(S_l), eps)
+    P_l = theory.bnp_transform(mu_l, xp.diag(S_l), eps)
+    M_bnp = P_l.T @ M @ P_l
     variances = xp.diag(S_l)
+    (kappa_H, c_H), (kappa_H_bnp, c_H_bnp) = _kappa(H), _kappa(H_bnp)
     return dict(
         features=int(rows.shape[1]), live_features=int(live.sum()),
         mean_norm=float(xp.linalg.norm(mu_l)),
         variance_spread=float(variances.max() / variances.min()) if variances.min() > 0 else math.inf,
-        kappa_M=_kappa(M),
+        kappa_M=_kappa(M)[0],
         bound_mean=theory.kappa_lower_bound_mean(mu_l, S_l) if float(xp.linalg.norm(mu_l)) > 0 else math.nan,
         bound_scales=theory.kappa_lower_bound_scales(S_l),
-        kappa_H=_kappa(H), kappa_H_bnp=_kappa(H_bnp), kappa_M_bnp=_kappa(M_bnp),
-        eigenvalues_H=[float(v) for v in backend.to_numpy(curvature.eigenvalues(H))],
-        eigenvalues_H_bnp=[float(v) for v in backend.to_numpy(curvature.eigenvalues(H_bnp))],
+        kappa_H=kappa_H, kappa_H_bnp=kappa_H_bnp, kappa_M_bnp=_kappa(M_bnp)[0],
+        eigenvalues_H=[float(v) for v in backend.to_numpy(c_H.eigenvalues)],
+        eigenvalues_H_bnp=[float(v) for v in backend.to_numpy(c_H_bnp.eigenvalues)],
     )
 
 

@@ -41,5 +41,5 @@ report = grading.check_moment_matrix(moment_matrix)
 # %% [markdown]
 # **Going further.** Feed your `moment_matrix` inputs `3 + z` and `30 + z`
 # for the same standard normal `z` of shape (1000, 5), and compare the
-# condition numbers (`bnp.theory.condition_number`). By how much should they
+# condition numbers (`bnp.spectra.condition_number`). By how much should they
 # differ according to the $|\mu|^4$ law of chapter 2?

@@ -10,7 +10,7 @@
 import numpy as np  # host-side: the random inputs of the "going further" part
 
 import bnp
-from bnp import grading, theory
+from bnp import grading, spectra
 
 bnp.set_default_dtype("float64")
 
@@ -28,8 +28,8 @@ assert report.passed
 
 # Going further: the |mu|^4 law. kappa(M) ~ (1 + |mu|^2)^2 / (m^T S m) for large |mu|.
 z = bnp.backend.asarray(np.random.default_rng(0).standard_normal((1000, 5)))
-k3 = theory.condition_number(moment_matrix(3 + z))
-k30 = theory.condition_number(moment_matrix(30 + z))
+k3 = spectra.condition_number(moment_matrix(3 + z))
+k30 = spectra.condition_number(moment_matrix(30 + z))
 predicted = ((1 + 5 * 30**2) / (1 + 5 * 3**2)) ** 2
 print(f"kappa(M): {k3:.4g} at mean 3, {k30:.4g} at mean 30; ratio {k30 / k3:.4g}, "
       f"the |mu|^4 law predicts ~{predicted:.4g}")
