@@ -14,6 +14,7 @@ Outputs (in ``--out``): ``results.json`` (every run, with its loss curve),
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import math
@@ -32,6 +33,7 @@ from ..optim import SGD
 from ..plotting import headless_pyplot, save
 from ..preconditioner import BNP
 from ..train import evaluate, fit
+from .arguments import floats, ints, words
 
 METHODS = ("none", "bn", "bnp", "fn")
 # also available, not in the default run: "wbnp", BNP with the full input covariance
@@ -273,3 +275,44 @@ def _plot(result: dict, out: Path) -> None:
         ax.set_title(kind)
         ax.legend(fontsize=8)
     save(fig, out / "accuracy_vs_batch_size.png")
+
+
+# -- command line ----------------------------------------------------------------------
+def add_parser(sub) -> None:
+    d = CompareConfig()
+    p = sub.add_parser("compare", help="compare none / BN / BNP / FN across batch sizes",
+                       description="Train the same networks without normalization, with BN, with BNP and with FN, "
+                       "picking each method's learning rate from a grid, and report loss and accuracy.")
+    p.add_argument("--methods", type=words, default=d.methods,
+                   help="comma list from none,bn,bnp,fn (and wbnp: whitening BNP, mlp only)")
+    p.add_argument("--models", type=words, default=d.models, help="comma list from mlp,cnn")
+    p.add_argument("--batch-sizes", type=ints, default=d.batch_sizes, help="comma list, e.g. 1,8,64")
+    p.add_argument("--data", default=d.data, help="synthetic (built in), digits (scikit-learn), mnist or fashion")
+    p.add_argument("--data-dir", default=None, help="directory with MNIST IDX files or mnist.npz (or set BNP_DATA)")
+    p.add_argument("--seeds", type=int, default=d.seeds, help="seeds per setting (the first also picks the lr)")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--lrs", type=floats, default=d.lrs, help="learning-rate grid, comma list")
+    p.add_argument("--momentum", type=float, default=d.momentum)
+    p.add_argument("--sorted", dest="class_sorted", action="store_true",
+                   help="draw batches sorted by class (non-representative batches)")
+    p.add_argument("--rho", dest="bnp_rho", type=float, default=d.bnp_rho, help="BNP running-statistics decay")
+    p.add_argument("--eps", dest="bnp_eps", type=float, default=d.bnp_eps, help="BNP variance floor")
+    p.add_argument("--out", default=d.out, help="output directory")
+    p.add_argument("--progress", action="store_true", help="show progress bars")
+    p.add_argument("--quick", action="store_true", help="a run of seconds (tests, first look)")
+
+
+def main_from_args(args: argparse.Namespace) -> int:
+    fields = {k: v for k, v in vars(args).items() if k in CompareConfig.__dataclass_fields__}
+    given = {k: v for k, v in fields.items() if v != getattr(CompareConfig(), k)}
+    config = CompareConfig.quick_config(**given) if args.quick else CompareConfig(**fields)
+    print(f"bnp compare: data={config.data} models={','.join(config.models)} batch sizes="
+          f"{','.join(map(str, config.batch_sizes))} seeds={config.seeds} epochs={config.epochs}"
+          f"{' class-sorted batches' if config.class_sorted else ''}")
+    print(f"learning rate per (model, method, batch size): the best of {list(config.lrs)} by the final loss on the "
+          "whole training set (eval mode) "
+          f"on seed 0; SGD momentum {config.momentum}; BNP rho={config.bnp_rho} eps={config.bnp_eps}")
+    print(HEADER)
+    result = run(config)
+    print(f"\nwrote {config.out}/results.json, summary.csv, loss_curves.png, accuracy_vs_batch_size.png")
+    return 0 if result["summary"] else 1

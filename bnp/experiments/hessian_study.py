@@ -41,8 +41,17 @@ from typing import Any
 import numpy as np  # host-side tables and plots only
 
 from .. import backend, curvature, spectra, theory
+from .. import data as bdata
+from .. import functional as F
 from ..autograd import Tensor, no_grad
 from ..autograd.im2col import unfold
+from ..data import DataLoader
+from ..nn import Conv2d, Linear, init, models
+from ..optim import SGD
+from ..plotting import headless_pyplot, save
+from ..preconditioner import BNP
+from ..train import fit
+from .arguments import ints, words
 
 RANK_RTOL = 1e-9
 METHODS = ("none", "bn", "bnp")
@@ -79,8 +88,6 @@ class HessianConfig:
 # -- per-layer analysis ----------------------------------------------------------------
 def _layer_inputs(model: Any, layers: list, x: Tensor) -> dict[int, Any]:
     """Each layer's input rows on the batch ``x``: (N, n) for Linear, patch rows for Conv2d."""
-    from ..nn import Conv2d
-
     seen: dict[int, Any] = {}
 
     def hook(layer, inputs, output):
@@ -145,9 +152,6 @@ def analyse_layer(loss_fn, layer: Any, rows: Any, eps: float) -> dict:
 
 # -- the study -------------------------------------------------------------------------
 def _model_and_data(kind: str, method: str, config: HessianConfig):
-    from .. import data as bdata
-    from ..nn import init, models
-
     init.manual_seed(config.seed)
     norm = "bn" if method == "bn" else None
     if kind == "mlp":
@@ -164,13 +168,6 @@ def _model_and_data(kind: str, method: str, config: HessianConfig):
 
 def study(kind: str, method: str, config: HessianConfig, log=print) -> list[dict]:
     """Train one network and analyse its layers at each checkpoint."""
-    from .. import functional as F
-    from ..data import DataLoader
-    from ..nn import Conv2d, Linear
-    from ..optim import SGD
-    from ..preconditioner import BNP
-    from ..train import fit
-
     model, ds = _model_and_data(kind, method, config)
     layers = [m for m in model.modules() if isinstance(m, (Linear, Conv2d))]
     names = {id(m): n for n, m in model.named_modules()}
@@ -231,8 +228,6 @@ def run(config: HessianConfig, log=print) -> dict:
 
 
 def _plot(result: dict, out: Path) -> None:
-    from ..plotting import headless_pyplot, save
-
     plt = headless_pyplot()
 
     rows = result["rows"]
@@ -278,9 +273,9 @@ def add_parser(sub) -> None:
                        description="Exact per-layer Hessian blocks of a small MLP and convnet during training "
                        "(none / BN / BNP), their condition numbers before and after the BNP transform, "
                        "beside THEORY's bounds.")
-    p.add_argument("--models", type=lambda s: tuple(s.split(",")), default=d.models)
-    p.add_argument("--methods", type=lambda s: tuple(s.split(",")), default=d.methods)
-    p.add_argument("--checkpoints", type=lambda s: tuple(int(v) for v in s.split(",")), default=d.checkpoints)
+    p.add_argument("--models", type=words, default=d.models, help="comma list from mlp,cnn")
+    p.add_argument("--methods", type=words, default=d.methods, help="comma list from none,bn,bnp")
+    p.add_argument("--checkpoints", type=ints, default=d.checkpoints, help="training steps at which to look")
     p.add_argument("--eval-size", type=int, default=d.eval_size)
     p.add_argument("--out", default=d.out)
     p.add_argument("--quick", action="store_true")
