@@ -194,3 +194,19 @@ def test_float32_statistics_stay_float32():
     bn(x.astype("float32"))
     assert bn.running_mean.dtype == np.float32 and bn.running_var.dtype == np.float32
     assert bn.weight.dtype == np.float32
+
+
+@pytest.mark.parametrize("layer", [nn.BatchNorm1d(3), nn.FullNorm1d(3)], ids=["bn", "fn"])
+def test_reset_parameters_restores_the_initial_state_in_place(layer):
+    running_mean, weight = layer.running_mean, layer.weight.data
+    x = bnp.tensor(np.random.default_rng(0).standard_normal((5, 3)) * 4 + 2)
+    layer(x).sum().backward()
+    layer.weight.data -= 0.5 * layer.weight.grad.data
+    assert int(layer.num_batches_tracked) == 1 and not np.allclose(bnp.backend.to_numpy(layer.running_mean), 0)
+    layer.reset_parameters()
+    assert layer.running_mean is running_mean and layer.weight.data is weight  # the same arrays, reset in place
+    np.testing.assert_array_equal(bnp.backend.to_numpy(layer.running_mean), 0)
+    np.testing.assert_array_equal(bnp.backend.to_numpy(layer.running_var), 1)
+    np.testing.assert_array_equal(bnp.backend.to_numpy(layer.weight.data), 1)
+    np.testing.assert_array_equal(bnp.backend.to_numpy(layer.bias.data), 0)
+    assert int(layer.num_batches_tracked) == 0

@@ -81,16 +81,6 @@ def normal_(t: Tensor, std: float = 1.0, rng: Any = None) -> Tensor:
     return _fill(t, get_rng(rng).normal(0.0, std, size=t.shape))
 
 
-def zeros_(t: Tensor) -> Tensor:
-    t.data = backend.xp().zeros_like(t.data)
-    return t
-
-
-def ones_(t: Tensor) -> Tensor:
-    t.data = backend.xp().ones_like(t.data)
-    return t
-
-
 def default_init_(weight: Tensor, bias: Tensor | None = None, rng: Any = None) -> None:
     """PyTorch's default for Linear and Conv2d: weight and bias U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
     rng = get_rng(rng)  # resolve once: an int seed must not restart for the bias
@@ -106,6 +96,6 @@ def kaiming_normal_(weight: Tensor, rng: Any = None) -> Tensor:
 
 
 __all__ = [
-    "manual_seed", "get_rng", "fan_in", "default_bound", "uniform_", "normal_", "zeros_", "ones_", "default_init_",
+    "manual_seed", "get_rng", "fan_in", "default_bound", "uniform_", "normal_", "default_init_",
     "kaiming_normal_",
 ]

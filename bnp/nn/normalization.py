@@ -36,18 +36,27 @@ class _Normalization(Module):
         self.num_features, self.eps, self.momentum, self.affine = int(num_features), float(eps), momentum, affine
         xp, dtype = backend.xp(), backend.get_default_dtype()
         if affine:
-            self.weight = Parameter(xp.ones(num_features, dtype=dtype))
-            self.bias = Parameter(xp.zeros(num_features, dtype=dtype))
+            self.weight = Parameter(xp.empty(num_features, dtype=dtype))
+            self.bias = Parameter(xp.empty(num_features, dtype=dtype))
         else:
             self.weight = self.bias = None
-        self.register_buffer("running_mean", xp.zeros(num_features, dtype=dtype))
-        self.register_buffer("running_var", xp.ones(num_features, dtype=dtype))
+        self.register_buffer("running_mean", xp.empty(num_features, dtype=dtype))
+        self.register_buffer("running_var", xp.empty(num_features, dtype=dtype))
         self.register_buffer("num_batches_tracked", xp.zeros((), dtype="int64"))
+        self.reset_parameters()
 
     def reset_running_stats(self) -> None:
+        """Running mean 0, running variance 1, no batch seen (as PyTorch), in place."""
         self.running_mean[...] = 0
         self.running_var[...] = 1
         self.num_batches_tracked[...] = 0
+
+    def reset_parameters(self) -> None:
+        """The initial state: running statistics reset, scale ``weight`` 1 and shift ``bias`` 0."""
+        self.reset_running_stats()
+        if self.affine:
+            self.weight.data[...] = 1
+            self.bias.data[...] = 0
 
     def _check_input(self, x: Tensor) -> None:
         if x.ndim != self._ndim or x.shape[1] != self.num_features:
