@@ -304,8 +304,8 @@ def full_norm(
 
     Training: fold the batch's mean and variance into ``running_mean`` and
     ``running_var`` in place (the bias-corrected average of
-    :mod:`bnp.running_moments`: the batch's weight is ``1 / (t + 1)`` after
-    ``num_batches = t`` earlier batches until that falls to ``momentum``), then
+    :mod:`bnp.running_moments`: after ``num_batches = t`` earlier batches the
+    new one weighs ``(1-r)/(1-r^(t+1))`` with ``r = 1 - momentum``), then
     normalize with them. The moments are the mean ``m1`` and the second moment
     ``m2``; averaging batch *variances* instead would fail at batch size 1,
     where each is 0. The variance's value is the running estimate (computed

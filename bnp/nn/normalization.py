@@ -5,10 +5,10 @@ The three running-average knobs of this project, side by side (weight of the
 batch, weight of the past):
 
 =========================  =======================  ==========================
-knob                       weight of the new batch  weight of the past
+knob                       weight of the t-th batch weight of the past
 =========================  =======================  ==========================
 BN ``momentum`` (PyTorch)  ``momentum``             ``1 - momentum``
-FN ``momentum``            ``max(1/t, momentum)``   the rest (bias-corrected)
+FN ``momentum``            ``(1-r)/(1-r^t)``        the rest, ``r = 1 - momentum``
 BNP ``rho``                ``(1-rho)/(1-rho^t)``    ``rho`` in the long run
 =========================  =======================  ==========================
 """
@@ -144,7 +144,8 @@ class FullNorm1d(_FullNorm):
         num_features: C.
         eps: added to the variance before the square root.
         momentum: long-run weight of the current batch in the running moments;
-            earlier batches are averaged equally until 1/t falls below it.
+            bias-corrected, so the t-th batch weighs ``(1-r)/(1-r^t)``,
+            ``r = 1 - momentum`` (1 for the first batch).
         affine: learn a per-feature scale ``weight`` and shift ``bias``.
 
     Shapes: (N, C) -> (N, C). Buffers: running_mean, running_var (biased),
