@@ -1,16 +1,9 @@
 """Normalization layers: BN and FN, the modules around :func:`bnp.functional.batch_norm`
 and :func:`bnp.functional.full_norm`.
 
-The three running-average knobs of this project, side by side (weight of the
-batch, weight of the past):
-
-=========================  =======================  ==========================
-knob                       weight of the t-th batch weight of the past
-=========================  =======================  ==========================
-BN ``momentum`` (PyTorch)  ``momentum``             ``1 - momentum``
-FN ``momentum``            ``(1-r)/(1-r^t)``        the rest, ``r = 1 - momentum``
-BNP ``rho``                ``(1-rho)/(1-rho^t)``    ``rho`` in the long run
-=========================  =======================  ==========================
+BN's ``momentum`` and FN's ``momentum`` are the weight of the new batch;
+BNP's ``rho`` is the weight of the past: docs/THEORY.md section 4 sets them
+side by side.
 """
 
 from __future__ import annotations
