@@ -12,13 +12,13 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 from . import backend
-from .autograd import Tensor, ops
-from .autograd.im2col import unfold, window_max, window_positions, window_sum
+from .autograd import Tensor, im2col, ops
+from .autograd.im2col import window_max, window_positions, window_sum
 from .autograd.ops import relu, sigmoid, tanh
 from .running_moments import batch_weight, combine
 
 __all__ = ["relu", "tanh", "sigmoid", "softmax", "log_softmax", "linear", "cross_entropy", "mse_loss", "flatten",
-           "conv2d", "max_pool2d", "avg_pool2d", "batch_norm", "full_norm", "mlp"]
+           "conv2d", "unfold", "fold", "max_pool2d", "avg_pool2d", "batch_norm", "full_norm", "mlp"]
 
 
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
@@ -171,9 +171,28 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 
     _, stride, padding = conv_geometry("conv2d", (kh, kw), stride, padding)
     n, _, h, w = x.shape
     oh, ow = window_positions((h, w), (kh, kw), stride, padding)
-    cols = unfold(x, (kh, kw), stride, padding)  # (N, C*kh*kw, L)
+    cols = im2col.unfold(x, (kh, kw), stride, padding)  # (N, C*kh*kw, L)
     out = ops.reshape(ops.reshape(weight, (out_c, in_c * kh * kw)) @ cols, (n, out_c, oh, ow))
     return out if bias is None else out + ops.reshape(bias, (out_c, 1, 1))
+
+
+def unfold(x: Tensor, kernel_size: Any, stride: Any = 1, padding: Any = 0) -> Tensor:
+    """Sliding windows as columns (im2col), with PyTorch's ``F.unfold`` layout.
+
+    Shapes: x (N, C, H, W) -> (N, C*kh*kw, L), ``L = OH*OW``; kernel_size,
+    stride, padding are ints or (h, w) pairs. Its VJP is :func:`fold`.
+    """
+    kernel, stride, padding = conv_geometry("unfold", kernel_size, stride, padding)
+    return im2col.unfold(x, kernel, stride, padding)
+
+
+def fold(cols: Tensor, output_size: Any, kernel_size: Any, stride: Any = 1, padding: Any = 0) -> Tensor:
+    """The adjoint of :func:`unfold` (PyTorch's ``F.fold``): columns added back onto their windows.
+
+    Shapes: cols (N, C*kh*kw, L) -> (N, C, H, W) with ``output_size = (H, W)``.
+    """
+    kernel, stride, padding = conv_geometry("fold", kernel_size, stride, padding)
+    return im2col.fold(cols, pair(output_size, "fold: output_size"), kernel, stride, padding)
 
 
 def max_pool2d(x: Tensor, kernel_size: Any, stride: Any = None) -> Tensor:

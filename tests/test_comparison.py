@@ -92,3 +92,15 @@ def test_whitening_bnp_runs_on_the_mlp_and_refuses_the_cnn(tmp_path):
     assert {r["method"] for r in rows} == {"none", "wbnp"} and all(r["status"] == "ok" for r in rows)
     with pytest.raises(ValueError, match="Linear layers only"):
         main(["compare", "--quick", "--models", "cnn", "--methods", "wbnp", "--out", str(out)])
+
+
+def test_format_table_prints_one_line_per_summary_row():
+    from bnp.experiments.compare import HEADER, format_table
+
+    ok = dict(model="mlp", method="bnp", batch_size=8, lr=0.1, status="ok", error="", final_loss_mean=0.5,
+              final_loss_std=0.01, test_accuracy_mean=0.8, test_accuracy_std=0.02, seconds_mean=1.0)
+    failed = {**ok, "method": "bn", "batch_size": 1, "status": "failed", "error": "one value per channel"}
+    lines = format_table([ok, failed]).splitlines()
+    assert lines[0] == HEADER and set(lines[1]) == {"-"}
+    assert "0.5000 ± 0.0100" in lines[2] and "80.0 ± 2.0 %" in lines[2]
+    assert lines[3].endswith("failed: one value per channel")

@@ -212,3 +212,15 @@ def test_functional_conv_and_pool_validate_like_the_layers():
         F.max_pool2d(x, True)
     with pytest.raises(ValueError, match=r"avg_pool2d: kernel_size and stride must be >= 1"):
         F.avg_pool2d(x, 2, stride=0)
+
+
+def test_functional_unfold_and_fold_parse_their_arguments_like_torch():
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(3).standard_normal((2, 3, 6, 5))
+    cols = F.unfold(t(x), 3, stride=2, padding=1).numpy()
+    np.testing.assert_allclose(cols, torch.nn.functional.unfold(torch.tensor(x), 3, padding=1, stride=2).numpy())
+    back = F.fold(t(cols), (6, 5), 3, stride=2, padding=1).numpy()
+    ref = torch.nn.functional.fold(torch.tensor(cols), (6, 5), 3, padding=1, stride=2).numpy()
+    np.testing.assert_allclose(back, ref, rtol=1e-12)
+    with pytest.raises(TypeError, match=r"unfold: kernel_size must be an int or a pair of ints, got 2\.5"):
+        F.unfold(t(x), 2.5)

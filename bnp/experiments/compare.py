@@ -215,6 +215,11 @@ def _format_row(row: dict) -> str:
     return f"{head} {loss:>17} {acc:>15} {row['seconds_mean']:6.1f}"
 
 
+def format_table(summary: list[dict]) -> str:
+    """The printed table of ``bnp compare`` for a list of summary rows (header included)."""
+    return "\n".join([HEADER, "-" * len(HEADER)] + [_format_row(r) for r in summary])
+
+
 def _write_csv(summary: list[dict], path: Path) -> None:
     fields = ["model", "method", "batch_size", "lr", "seeds", "status", "final_loss_mean", "final_loss_std",
               "test_accuracy_mean", "test_accuracy_std", "seconds_mean", "error"]
