@@ -1,4 +1,4 @@
-"""The ``bnp`` command line: ``bnp compare``, ``bnp hessian``, ``bnp info``.
+"""The ``bnp`` command line: ``bnp compare``, ``bnp hessian``, ``bnp grade``, ``bnp info``.
 
 Also runs as ``python -m bnp ...``.
 """
@@ -82,6 +82,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .experiments import hessian_study
 
     hessian_study.add_parser(sub)
+    from .grading import cli as grade_cli
+
+    grade_cli.add_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "compare":
         return _run_compare(args)
@@ -89,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .experiments import hessian_study
 
         return hessian_study.main_from_args(args)
+    if args.command == "grade":
+        return grade_cli.main_from_args(args)
     return _info(args)
 
 
