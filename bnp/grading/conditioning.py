@@ -60,6 +60,9 @@ class MomentMatrix(Exercise):
         if failure.kind == "shape":
             n, d = case.n, case.d
             got = failure.detail.get("got_shape")
+            if got == (d, d) == (n, n):
+                return ("M must be (n+1, n+1): extend every input to [a_k; 1], then average the outer products, "
+                        "at.T @ at / N")
             if got == (d, d):
                 return "M has no row and column for the constant 1: extend every input to [a_k; 1] first"
             if got == (n, n) or got == (n + 1, n + 1):
@@ -73,11 +76,11 @@ class MomentMatrix(Exercise):
             perm = numpy.r_[case.d, numpy.arange(case.d)]
             first = _extend(a)[:, perm]
             centred, _ = moment_matrix_reference(a - a.mean(axis=0))
-            alternatives = [(ref * n, "you summed the outer products: divide by N"),
-                            (first.T @ first / n, "the constant 1 goes last: at_k = [a_k; 1]"),
+            alternatives = [(first.T @ first / n, "the constant 1 goes last: at_k = [a_k; 1]"),
                             (centred, "do not subtract the mean: M is the uncentred second moment of [a; 1]")]
             if n > 1:
-                alternatives.insert(0, (ref * n / (n - 1), "divide by N, not N - 1: M is a plain average"))
+                alternatives[:0] = [(ref * n / (n - 1), "divide by N, not N - 1: M is a plain average"),
+                                    (ref * n, "you summed the outer products: divide by N")]
             for alt, text in alternatives:
                 if matches(got, alt, scale):
                     return text

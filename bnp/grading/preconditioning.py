@@ -228,7 +228,7 @@ class BnpTransform(Exercise):
                                    "the sign of the mean is wrong: P^T [a; 1] must be [D^-1 (a - mu); 1]"),
                                   (bnp_transform_reference(a["mean"], a["var"], 0.0), "you left out eps: D = "
                                    "sqrt(var + eps)"),
-                                  (bnp_transform_reference(a["mean"], numpy.sqrt(a["var"] + a["eps"]), 0.0),
+                                  (bnp_transform_reference(a["mean"], (a["var"] + a["eps"]) ** 2, 0.0),
                                    "D is the standard deviation sqrt(var + eps), not the variance"),
                                   (wrong_scale, "P has D^-1 (divide by the standard deviation), not D")):
                     if matches(got, alt, numpy.abs(P) + numpy.abs(alt)):
@@ -266,7 +266,8 @@ class WhiteningCase:
         """cov = Q diag(lam) Q^T with lam over ``cond_decades`` decades, times 10**magnitude; a random rotation Q
         (or none: a diagonal covariance)."""
         r = cases.rng(self.seed)
-        lam = 10.0 ** (self.magnitude - self.cond_decades * numpy.linspace(0.0, 1.0, self.n))
+        lam = 10.0 ** (self.magnitude - self.cond_decades * numpy.linspace(0.0, 1.0, self.n)) * r.uniform(0.5, 2.0,
+                                                                                                    self.n)
         Q = numpy.linalg.qr(r.standard_normal((self.n, self.n)))[0] if self.correlated else numpy.eye(self.n)
         cov = (Q * lam) @ Q.T
         cov = (cov + cov.T) / 2
@@ -331,10 +332,14 @@ class Whitening(Exercise):
             if q == "A^T (S + eps I) A - I":
                 a = case.arrays()
                 got = failure.detail["got"]
-                A_no_eps = numpy.linalg.inv(numpy.linalg.cholesky(a["cov"] + 1e-300 * numpy.eye(case.n))).T
-                if a["eps"] > 0 and matches(got, A_no_eps.T @ (a["cov"] + a["eps"] * numpy.eye(case.n)) @ A_no_eps,
-                                            1.0, 1e-6):
-                    return "you left out eps: whiten S + eps I"
+                C = a["cov"] + a["eps"] * numpy.eye(case.n)
+                L = numpy.linalg.cholesky(C)
+                if matches(got, L.T @ C @ L, numpy.abs(L.T) @ numpy.abs(C) @ numpy.abs(L)):
+                    return "A is the Cholesky factor L itself; whitening needs its inverse transpose, A = L^-T"
+                if a["eps"] > 0:
+                    A0 = numpy.linalg.inv(numpy.linalg.cholesky(a["cov"])).T
+                    if matches(got, A0.T @ C @ A0, 1.0, 1e-6):
+                        return "you left out eps: whiten S + eps I"
         return probe(case, passes, [
             (lambda k: k.correlated, {"correlated": False}, "right for a diagonal covariance only: whitening uses the "
              "full covariance (e.g. A = L^-T with S + eps I = L L^T), not its diagonal"),

@@ -97,7 +97,8 @@ class Checker:
         tol = self.tolerances[quantity]
         ref = numpy.asarray(ref, dtype=numpy.float64)
         scale = numpy.broadcast_to(numpy.asarray(scale, dtype=numpy.float64), ref.shape)
-        floor = numpy.finfo(numpy.float64).tiny
+        # an entry whose scale is 0 must come out exactly 0; measure it against the largest scale's rounding
+        floor = max(numpy.finfo(numpy.float64).tiny, 1e-16 * float(scale.max(initial=0.0)))
         with numpy.errstate(all="ignore"):
             diff = numpy.abs(got - ref)
             error = float(numpy.max(diff / numpy.maximum(scale, floor))) if ref.size else 0.0
@@ -356,7 +357,17 @@ _GENERIC_HINTS = {
                  "what the grader compares you with",
     "import": "run `python FILE` to see the error; fix it first",
     "missing": "keep the function names and signatures of the skeleton",
+    "type": "return exactly what the skeleton's docstring says (NumPy arrays, and tuples where it says so)",
 }
+
+
+def _fallback(exercise: Exercise, m: Mismatch) -> str:
+    if m.kind == "exception":
+        return _EXCEPTION_HINT
+    if m.kind == "wrong" and m.error is not None and 1e-10 < m.error < 1e-4:
+        return ("the error is small but far above float64 rounding: float32 somewhere, or a cancellation "
+                "(subtracting large, nearly equal numbers)?")
+    return exercise.fallback_hint
 
 
 _EXCEPTION_HINT = "call your functions on the inputs above (python -i FILE) to see where and why they raise"
@@ -401,7 +412,7 @@ def grade(exercise: Exercise, path: str | Path, max_examples: int | None = None)
                 mismatch = Mismatch("wrong", "the answer changed between two runs of the same case (flaky)")
             report.failure = _failure_from(mismatch, exercise, case)
             report.hint = (_GENERIC_HINTS.get(mismatch.kind) or _safe_hint(exercise, case, mismatch, session.passes)
-                           or (_EXCEPTION_HINT if mismatch.kind == "exception" else exercise.fallback_hint))
+                           or _fallback(exercise, mismatch).replace("FILE", str(path)))
             return report
     finally:
         _exit_environment(env)
