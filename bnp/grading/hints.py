@@ -12,17 +12,19 @@ __all__ = ["probe", "matches", "shape_hint"]
 Probe = tuple[Callable[[Any], bool], dict[str, Any], str]
 
 
-def probe(case: Any, passes: Callable[[Any], bool], probes: Iterable[Probe]) -> str:
+def probe(case: Any, passes: Callable[[Any], bool], probes: Iterable[Probe],
+          valid: Callable[[Any], bool] = lambda case: True) -> str:
     """The text of the first probe that applies to ``case`` and whose changed case passes.
 
     A probe ``(applies, changes, text)`` says: if ``applies(case)`` and FILE
     passes ``replace(case, **changes)``, the failure is due to what the
-    changes undo, and ``text`` says so.
+    changes undo, and ``text`` says so. Changed cases that are not ``valid``
+    (a kernel larger than the padded image, say) are skipped.
     """
     for applies, changes, text in probes:
         if applies(case):
             other = dataclasses.replace(case, **changes)
-            if other != case and passes(other):
+            if other != case and valid(other) and passes(other):
                 return text
     return ""
 
