@@ -1,0 +1,8 @@
+# grading: fail wrong "sigmoid"
+import bnp
+from bnp.autograd import Tensor, ops
+from bnp.autograd.graph import make_node
+
+
+def softplus(x):
+    return make_node(bnp.backend.xp().logaddexp(0.0, x.data), (x,), (lambda g, o: g * ops.exp(x),), "softplus")

@@ -1,0 +1,8 @@
+# grading: fail structure "not recorded"
+import bnp
+from bnp.autograd import Tensor, ops
+from bnp.autograd.graph import make_node
+
+
+def softplus(x):
+    return Tensor(bnp.backend.xp().logaddexp(0.0, x.data))

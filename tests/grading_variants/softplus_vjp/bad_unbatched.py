@@ -1,0 +1,9 @@
+# grading: fail exception "leading axes"
+import bnp
+from bnp.autograd import Tensor, ops
+from bnp.autograd.graph import make_node
+
+
+def softplus(x):
+    return make_node(bnp.backend.xp().logaddexp(0.0, x.data), (x,),
+                     (lambda g, o: ops.reshape(g, x.shape) * ops.sigmoid(x),), "softplus")
