@@ -244,7 +244,8 @@ class HvpReverseOverReverse(Exercise):
             if matches(got, ref["grad"], numpy.abs(ref["grad"]) + ref["scale"]):
                 return "that is the gradient, not H v: differentiate <gradient, v> a second time"
             if matches(got, ref["H"] @ numpy.ones(case.n), numpy.abs(ref["H"]).sum(axis=1)):
-                return "that is H times a vector of ones: pass v as the upstream gradient (grad_outputs) of the second pass"
+                return ("that is H times a vector of ones: pass v as the upstream gradient (grad_outputs) of the "
+                        "second pass")
             if failure.error is not None and 1e-10 < failure.error < 1e-3:
                 return ("close but not exact: a finite-difference approximation? Reverse over reverse is exact up to "
                         "rounding: bnp.grad(f(x), x, create_graph=True), then bnp.grad of the gradient with v")

@@ -283,7 +283,8 @@ class _Session:
         except ForbiddenCall:
             failure = None  # reported below from the record of calls
         except NotImplementedError as exc:
-            failure = Mismatch("not_implemented", f"not written yet: NotImplementedError({exc}){_where(exc, self.path)}")
+            failure = Mismatch("not_implemented",
+                               f"not written yet: NotImplementedError({exc}){_where(exc, self.path)}")
         except Exception as exc:
             failure = Mismatch("exception", f"raised {type(exc).__name__}: {exc}{_where(exc, self.path)}",
                                detail={"exception": type(exc).__name__})

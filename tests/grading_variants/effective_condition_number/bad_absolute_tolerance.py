@@ -1,4 +1,4 @@
-# grading: fail wrong "RELATIVE"
+# grading: fail wrong|exception "RELATIVE"
 import numpy as np
 
 

@@ -1,4 +1,4 @@
-# grading: fail wrong "another zero eigenvalue"
+# grading: fail wrong "zero eigenvalue"
 import numpy as np
 
 

@@ -28,7 +28,7 @@ def _indices(c: int, h: int, w: int, kh: int, kw: int, stride: int) -> tuple[np.
     return channel, row, col, ho, wo
 
 
-def _reference_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int, padding: int) -> tuple[np.ndarray, Any]:
+def _reference_forward(x, w, b, stride, padding):
     """Cross-correlation with zero padding. Shapes: (N, C, H, W), (F, C, kh, kw), (F,) -> (N, F, Ho, Wo), cache."""
     n, c, h, wd = x.shape
     f, _, kh, kw = w.shape

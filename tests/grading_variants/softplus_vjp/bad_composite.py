@@ -1,7 +1,5 @@
 # grading: fail structure "composite"
-import bnp
-from bnp.autograd import Tensor, ops
-from bnp.autograd.graph import make_node
+from bnp.autograd import ops
 
 
 def softplus(x):

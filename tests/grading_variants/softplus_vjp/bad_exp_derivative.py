@@ -1,6 +1,6 @@
 # grading: fail wrong "sigmoid"
 import bnp
-from bnp.autograd import Tensor, ops
+from bnp.autograd import ops
 from bnp.autograd.graph import make_node
 
 

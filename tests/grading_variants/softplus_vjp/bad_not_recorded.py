@@ -1,7 +1,6 @@
 # grading: fail structure "not recorded"
 import bnp
-from bnp.autograd import Tensor, ops
-from bnp.autograd.graph import make_node
+from bnp.autograd import Tensor
 
 
 def softplus(x):

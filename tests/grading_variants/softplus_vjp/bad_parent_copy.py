@@ -1,7 +1,7 @@
 # grading: fail structure "parent"
 """Records a detached copy of x as the parent: the gradient never reaches x."""
 import bnp
-from bnp.autograd import Tensor, ops
+from bnp.autograd import ops
 from bnp.autograd.graph import make_node
 
 

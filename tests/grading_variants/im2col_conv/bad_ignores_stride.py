@@ -1,4 +1,4 @@
-# grading: fail wrong "stride"
+# grading: fail shape "stride"
 """Reference solution of exercise im2col_conv (chapter 06_convnets): im2col and col2im with fancy indexing."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int, paddi
     n, c, h, wd = x.shape
     f, _, kh, kw = w.shape
     xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-    channel, row, col, ho, wo = _indices(c, h + 2 * padding, wd + 2 * padding, kh, kw, stride)
+    channel, row, col, ho, wo = _indices(c, h + 2 * padding, wd + 2 * padding, kh, kw, 1)
     cols = xp[:, channel, row, col]  # (N, C*kh*kw, Ho*Wo)
     out = w.reshape(f, -1) @ cols + b[None, :, None]  # (N, F, Ho*Wo)
     return out.reshape(n, f, ho, wo), (x.shape, w, cols, (channel, row, col), padding)
@@ -32,9 +32,6 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int, paddi
 def conv_backward(dout: np.ndarray, cache: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Gradients. Shapes: dout (N, F, Ho, Wo) -> dx (N, C, H, W), dw (F, C, kh, kw), db (F,)."""
     (n, c, h, wd), w, cols, (channel, row, col), padding = cache
-    f = w.shape[0]
-    stride = 1 if row.shape[1] < 2 else int(row[0, 1] - row[0, 0]) or 1
-    row = row - (stride - 1) * (row - row[:, :1]) // stride if stride > 1 else row
     f = w.shape[0]
     d = dout.reshape(n, f, -1)  # (N, F, Ho*Wo)
     dw = np.einsum("nfl,nkl->fk", d, cols).reshape(w.shape)
