@@ -1,4 +1,4 @@
-"""The ``bnp`` command line: ``bnp compare``, ``bnp hessian``, ``bnp info``.
+"""The ``bnp`` command line: ``bnp compare``, ``bnp hessian``, ``bnp grade``, ``bnp info``.
 
 Also runs as ``python -m bnp ...``. Each subcommand lives in its own module
 with ``add_parser(subparsers)`` and ``main_from_args(args) -> int``.
@@ -7,11 +7,13 @@ with ``add_parser(subparsers)`` and ``main_from_args(args) -> int``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Sequence
 
 from . import __version__, backend
 from .experiments import compare, hessian_study
+from .grading import cli as grade_cli
 
 
 class _Info:
@@ -28,7 +30,7 @@ class _Info:
         return 0
 
 
-SUBCOMMANDS = {"compare": compare, "hessian": hessian_study, "info": _Info}
+SUBCOMMANDS = {"compare": compare, "hessian": hessian_study, "grade": grade_cli, "info": _Info}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -37,7 +39,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     for command in SUBCOMMANDS.values():
         command.add_parser(sub)
     args = parser.parse_args(argv)
-    return SUBCOMMANDS[args.command].main_from_args(args)
+    try:
+        return SUBCOMMANDS[args.command].main_from_args(args)
+    except BrokenPipeError:  # `bnp ... | head` closed our output: end quietly, as Unix tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python's final flush must not raise again
+        return 0
 
 
 if __name__ == "__main__":

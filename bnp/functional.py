@@ -324,11 +324,12 @@ def full_norm(
     Training: fold the batch's mean and variance into ``running_mean`` and
     ``running_var`` in place (the bias-corrected average of
     :mod:`bnp.running_moments`: after ``num_batches = t`` earlier batches the
-    new one weighs ``(1-r)/(1-r^(t+1))`` with ``r = 1 - momentum``), then
-    normalize with them. The moments are the mean ``m1`` and the second moment
-    ``m2``; averaging batch *variances* instead would fail at batch size 1,
-    where each is 0. The variance's value is the running estimate (computed
-    without cancellation), its derivative ``d m2_B - 2 m1 d m1_B``.
+    new one weighs ``(1-r)/(1-r^(t+1))`` with ``r = 1 - momentum``; with
+    ``momentum = 0`` they are kept as given), then normalize with them.
+    The moments are the mean ``m1`` and the second moment ``m2``; averaging
+    batch *variances* instead would fail at batch size 1, where each is 0. The
+    variance's value is the running estimate (computed without cancellation),
+    its derivative ``d m2_B - 2 m1 d m1_B``.
     Eval: the running moments are constants and nothing is updated.
 
     Shapes: x (N, C) or (N, C, H, W), statistics per channel over N (and H, W);
@@ -339,7 +340,7 @@ def full_norm(
     c = x.shape[1]
     running_mean = _channel_vector(running_mean, c, "running_mean", "full_norm")
     running_var = _channel_vector(running_var, c, "running_var", "full_norm")
-    if training:
+    if training and momentum > 0:  # momentum 0: the running moments are kept as given
         _fold_batch_moments(x.data, running_mean, running_var, axes, shape, batch_weight(num_batches, 1.0 - momentum))
     mean_hat = Tensor(running_mean.astype(x.dtype).reshape(shape))
     var_hat = Tensor(running_var.astype(x.dtype).reshape(shape))

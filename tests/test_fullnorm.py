@@ -97,3 +97,16 @@ def test_batch_size_one_trains_where_bn_cannot():
 def test_wrong_input_shape_names_the_layer():
     with pytest.raises(ValueError, match=r"FullNorm2d\(4.*expected input of shape \(N, 4, H, W\), got \(2, 4\)"):
         FullNorm2d(4)(bnp.tensor(np.zeros((2, 4))))
+
+
+def test_momentum_zero_keeps_the_running_moments_as_given():
+    from bnp.functional import full_norm
+
+    rng = np.random.default_rng(4)
+    mean, var = backend.asarray(rng.standard_normal(3)), backend.asarray(rng.uniform(0.5, 2, 3))
+    kept_mean, kept_var = mean.copy(), var.copy()
+    x = bnp.tensor(rng.standard_normal((4, 3)) + 5)
+    y = full_norm(x, mean, var, training=True, momentum=0.0, num_batches=3)
+    np.testing.assert_array_equal(_host(mean), _host(kept_mean))
+    np.testing.assert_array_equal(_host(var), _host(kept_var))
+    np.testing.assert_allclose(_host(y), (_host(x) - _host(mean)) / np.sqrt(_host(var) + 1e-5), rtol=1e-12)

@@ -1,0 +1,16 @@
+# grading: fail wrong "eps"
+"""Leaves eps out of the forward pass (a 1e-12 guard instead)."""
+import numpy as np
+
+
+def batchnorm_forward(x, gamma, beta, eps):
+    mu = x.mean(axis=0)
+    s = np.sqrt(((x - mu) ** 2).mean(axis=0) + 1e-300)
+    xh = (x - mu) / s
+    return gamma * xh + beta, (xh, s, gamma)
+
+
+def batchnorm_backward(dout, cache):
+    xh, s, gamma = cache
+    g = dout * gamma
+    return (g - g.mean(axis=0) - xh * (g * xh).mean(axis=0)) / s, (dout * xh).sum(axis=0), dout.sum(axis=0)

@@ -1,0 +1,8 @@
+# grading: fail wrong "offsets"
+"""The bias correction from the first kernel offset only."""
+
+
+def bnp_update_conv(grad_w, grad_b, mean, var, eps):
+    mu = mean.reshape(1, -1, 1, 1)
+    new = (grad_w - grad_b.reshape(-1, 1, 1, 1) * mu) / (var + eps).reshape(1, -1, 1, 1)
+    return new, grad_b - new[:, :, 0, 0] @ mean

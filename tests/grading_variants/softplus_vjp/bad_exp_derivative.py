@@ -1,0 +1,7 @@
+# grading: fail wrong "sigmoid"
+import bnp
+from bnp.autograd import make_node, ops
+
+
+def softplus(x):
+    return make_node(bnp.backend.xp().logaddexp(0.0, x.data), (x,), (lambda g, o: g * ops.exp(x),), "softplus")
