@@ -167,7 +167,7 @@ def test_step_rewrites_the_same_grad_tensors_and_works_with_adam():
     pre = bt.BNP(model)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     x = torch.randn(4, 2, 6, 5) + 2
-    model(x).sum().backward()
+    (model(x) * torch.randn(4, 3)).sum().backward()  # a plain sum() would give the head G - g_b mu^T = 0
     before = {p: (p.grad.data_ptr(), p.grad.clone()) for p in model.parameters()}
     pre.step()
     for p, (pointer, old) in before.items():
