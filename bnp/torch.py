@@ -102,7 +102,8 @@ class _Moments:
     def __init__(self, mean: torch.Tensor, var: torch.Tensor, count: int = 0):
         self.mean, self.var, self.count = mean, var, count
 
-    def update(self, batch_mean: torch.Tensor, batch_var: torch.Tensor, rho: float, bias_correction: bool) -> None:
+    def update(self, batch_mean: torch.Tensor, batch_var: torch.Tensor | None, rho: float,
+               bias_correction: bool) -> None:
         """Fold in one batch (the reference's ``combine``, rearranged to act in place).
 
         With ``d = m_B - m`` and ``m' = m + w d`` the reference's
@@ -112,7 +113,9 @@ class _Moments:
         w = batch_weight(self.count, rho, bias_correction)
         d = batch_mean - self.mean
         self.mean.add_(d, alpha=w)
-        self.var.mul_(1.0 - w).add_(batch_var, alpha=w)  # not lerp_: on CPU it is ~10x slower
+        self.var.mul_(1.0 - w)  # then + w v_B; not lerp_: on CPU it is ~10x slower
+        if batch_var is not None:  # None: a single sample, v_B = 0
+            self.var.add_(batch_var, alpha=w)
         if self.var.dim() == 2:
             self.var.addr_(d, d, alpha=w * (1.0 - w))
         else:
@@ -237,16 +240,23 @@ class BNP:
         if not layer.training or not inputs:
             return
         a = inputs[0]
+        if a.numel() == 0:  # an empty batch carries no statistics (in DDP: a process without samples)
+            return
         with torch.no_grad(), _no_autocast(a.device.type):
-            a = a.to(_stats_dtype(layer.weight.dtype))
+            dtype = _stats_dtype(layer.weight.dtype)
+            if a.dtype != dtype:
+                a = a.to(dtype)
             rows, mean, var = self._batch_moments(layer, a)
             if self._group() is None:
                 self._moments_of(layer, a.device, a.dtype).update(mean, var, self.rho, self.bias_correction)
             else:
                 self._hold(layer, rows, mean, var)
 
-    def _batch_moments(self, layer: nn.Module, a: torch.Tensor) -> tuple[int, torch.Tensor, torch.Tensor]:
-        """(rows, mean (n,), biased variance (n,) or covariance (n, n)) of the layer's input rows."""
+    def _batch_moments(self, layer: nn.Module, a: torch.Tensor) -> tuple[int, torch.Tensor, torch.Tensor | None]:
+        """(rows, mean (n,), biased variance (n,) or covariance (n, n)) of the layer's input rows.
+
+        The variance is None for a single row (it is zero).
+        """
         if isinstance(layer, nn.Conv2d):
             if a.dim() == 3:  # an unbatched (C, H, W) image
                 a = a.unsqueeze(0)
@@ -256,6 +266,8 @@ class BNP:
             var, mean = _var_mean(a, (0, 2) if a.dim() == 3 else (0, 2, 3))
             return a.numel() // a.shape[1], mean, var
         rows = a.reshape(-1, layer.in_features)
+        if rows.shape[0] == 1:  # batch size 1: the sample itself, zero spread (None: nothing to add)
+            return 1, rows[0], None
         if self.whiten:
             mean = rows.mean(dim=0)
             centred = rows - mean
@@ -277,7 +289,11 @@ class BNP:
 
     def _hold(self, layer: nn.Module, rows: int, mean: torch.Tensor, var: torch.Tensor) -> None:
         """Data parallel: keep (rows, mean, centred sum of squares) until ``step()``, pooling forward passes."""
-        spread = var * rows
+        if var is None:  # one row: zero spread
+            n = mean.shape[0]
+            spread, mean = mean.new_zeros((n, n) if self.whiten else (n,)), mean.clone()
+        else:
+            spread = var * rows
         held = self._pending.get(layer)
         if held is not None:  # a second forward pass before the step: merge (Chan et al.)
             rows0, mean0, spread0 = held
@@ -375,37 +391,26 @@ class BNP:
     def _precondition_centred(self, work: list) -> None:
         """``G' = G D^-2 - g_b (D^-2 mu)^T``, ``g_b' = g_b - G' mu`` on the (out, n * offsets) view of G.
 
-        The small vector operations of all layers go through ``torch._foreach_*`` (one call each):
-        on small layers the per-call overhead, not the arithmetic, is BNP's cost.
+        Two passes over G (scale, rank-1 update) and one read (``G' mu``); the rest is per-feature vectors.
         """
-        if not work:
-            return
-        invs = torch._foreach_add([moments.var for *_, moments in work], self.eps)
-        torch._foreach_reciprocal_(invs)
-        scaled_means = torch._foreach_mul(invs, [moments.mean for *_, moments in work])
-        corrections = []
-        for (layer, gw, gb, moments), inv, scaled_mean in zip(work, invs, scaled_means, strict=True):
+        for layer, gw, gb, moments in work:
             mean, offsets = moments.mean, self._features(layer)[1]
+            inv = torch.add(moments.var, self.eps).reciprocal_()
+            scaled_mean = inv * mean
             if offsets > 1:  # channel statistics, shared by the kernel offsets
                 mean, inv, scaled_mean = (t.repeat_interleave(offsets) for t in (mean, inv, scaled_mean))
             g = self._work_view(gw, mean.dtype)
             g.mul_(inv)
             g.addr_(gb if gb.dtype == g.dtype else gb.to(g.dtype), scaled_mean, alpha=-1.0)
             correction = torch.mv(g, mean)
-            corrections.append(correction if correction.dtype == gb.dtype else correction.to(gb.dtype))
+            gb.sub_(correction if correction.dtype == gb.dtype else correction.to(gb.dtype))
             self._write_back(gw, g)
-        torch._foreach_sub_([gb for _, _, gb, _ in work], corrections)
 
     def _precondition_scaled(self, work: list) -> None:
         """Layers without a (trainable) bias: ``G' = G D0^-2``, ``D0^2 = s^2 + mu^2 + eps``."""
-        if not work:
-            return
-        means = [moments.mean for *_, moments in work]
-        invs = torch._foreach_addcmul([moments.var for *_, moments in work], means, means)
-        torch._foreach_add_(invs, self.eps)
-        torch._foreach_reciprocal_(invs)
-        for (layer, gw, _, _), inv in zip(work, invs, strict=True):
+        for layer, gw, _, moments in work:
             offsets = self._features(layer)[1]
+            inv = torch.addcmul(moments.var, moments.mean, moments.mean).add_(self.eps).reciprocal_()
             g = self._work_view(gw, inv.dtype)
             g.mul_(inv.repeat_interleave(offsets) if offsets > 1 else inv)
             self._write_back(gw, g)

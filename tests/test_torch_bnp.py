@@ -385,3 +385,13 @@ def test_clear_import_error_without_torch():
     result = _python("import sys; sys.modules['torch'] = None; import bnp.torch")
     assert result.returncode != 0
     assert "bnp.torch needs PyTorch" in result.stderr and "pip install -e '.[torch]'" in result.stderr
+
+
+def test_an_empty_batch_leaves_the_statistics_alone():
+    model = _torch_model("mlp")
+    pre = bt.BNP(model)
+    model(torch.randn(3, 5))
+    before = pre.state_dict()
+    model(torch.randn(0, 5))
+    after = pre.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)

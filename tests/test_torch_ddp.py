@@ -29,6 +29,7 @@ TOL = 1e-10
 # name -> (model, BNP options, per step the local batch sizes of the processes, forward passes per step)
 SCENARIOS = {
     "conv-channel-equal": ("conv", {"rho": 0.9}, [(4, 4), (3, 3), (2, 2)], 1),
+    "conv-channel-group": ("conv", {"rho": 0.9, "process_group": "new"}, [(2, 5), (4, 4)], 1),  # an explicit group
     "conv-patch-unequal": ("conv", {"rho": 0.9, "conv_statistics": "patch"}, [(3, 5), (1, 6), (6, 1)], 1),
     "mlp-whiten-unequal": ("mlp", {"rho": 0.0, "whiten": True}, [(2, 7), (5, 1), (4, 4)], 1),
     "mlp-uncorrected-unequal": ("mlp", {"rho": 0.9, "bias_correction": False}, [(1, 3), (6, 2), (2, 5)], 1),
@@ -104,6 +105,8 @@ def _worker(rank: int, port: int, out: str) -> None:
         model = _model(kind)
         backward = forwards == 1
         wrapped = torch.nn.parallel.DistributedDataParallel(model) if backward else model
+        if options.get("process_group") == "new":
+            options = {**options, "process_group": torch.distributed.new_group(list(range(WORLD)))}
         pre = bt.BNP(model, **options)
         local = []
         for (x, y), parts in zip(_data(kind, sizes), sizes, strict=True):
@@ -115,6 +118,17 @@ def _worker(rank: int, port: int, out: str) -> None:
         torch.distributed.all_gather = all_gather
         results[name] = records
         results[f"{name}.collectives"] = [torch.tensor(collectives)]
+    # statistics held but not merged yet are an error, not a silently stale answer
+    model = _model("mlp")
+    pre = bt.BNP(model)
+    model(_data("mlp", [(2, 2)])[0][0][2 * rank:2 * rank + 2])
+    try:
+        pre.statistics(model[0])
+        results["pending-error"] = [torch.tensor(0)]
+    except RuntimeError as error:
+        results["pending-error"] = [torch.tensor(int("not yet merged" in str(error)))]
+    pre.step()
+    results["after-step"] = list(pre.statistics(model[0]))
     torch.save(results, os.path.join(out, f"rank{rank}.pt"))
     torch.distributed.destroy_process_group()
 
@@ -153,7 +167,7 @@ def distributed_results(tmp_path_factory):
 def _single_process(name: str) -> list[list[torch.Tensor]]:
     kind, options, sizes, forwards = SCENARIOS[name]
     model = _model(kind)
-    pre = bt.BNP(model, **options)
+    pre = bt.BNP(model, **{k: v for k, v in options.items() if k != "process_group"})
     return _train(model, pre, _data(kind, sizes), [sum(p) for p in sizes], 1, model, forwards == 1)
 
 
@@ -176,6 +190,17 @@ def test_one_collective_per_step(distributed_results, name):
     steps = len(SCENARIOS[name][2])
     for results in distributed_results:
         assert int(results[f"{name}.collectives"][0]) == steps
+
+
+def test_statistics_not_yet_merged_raise(distributed_results):
+    model = _model("mlp")
+    pre = bt.BNP(model)
+    model(_data("mlp", [(2, 2)])[0][0])
+    expected = pre.statistics(model[0])
+    for results in distributed_results:
+        assert int(results["pending-error"][0]) == 1
+        for got, want in zip(results["after-step"], expected, strict=True):
+            assert (got - want).abs().max() <= TOL * want.abs().max()
 
 
 if __name__ == "__main__":
