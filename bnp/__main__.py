@@ -1,4 +1,4 @@
-"""The ``bnp`` command line: ``bnp compare``, ``bnp hessian``, ``bnp info``.
+"""The ``bnp`` command line: ``bnp compare``, ``bnp hessian``, ``bnp baseline``, ``bnp info``.
 
 Also runs as ``python -m bnp ...``. Each subcommand lives in its own module
 with ``add_parser(subparsers)`` and ``main_from_args(args) -> int``.
@@ -11,7 +11,7 @@ import sys
 from typing import Sequence
 
 from . import __version__, backend
-from .experiments import compare, hessian_study
+from .experiments import baseline, compare, hessian_study
 
 
 class _Info:
@@ -28,7 +28,12 @@ class _Info:
         return 0
 
 
-SUBCOMMANDS = {"compare": compare, "hessian": hessian_study, "info": _Info}
+SUBCOMMANDS = {
+    "compare": compare,
+    "hessian": hessian_study,
+    "baseline": baseline,
+    "info": _Info,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
