@@ -1,4 +1,4 @@
-"""The ``bnp`` command line: ``bnp compare``, ``bnp hessian``, ``bnp grade``, ``bnp info``.
+"""The ``bnp`` command line: ``compare``, ``hessian``, ``baseline``, ``grade`` and ``info``.
 
 Also runs as ``python -m bnp ...``. Each subcommand lives in its own module
 with ``add_parser(subparsers)`` and ``main_from_args(args) -> int``.
@@ -12,7 +12,7 @@ import sys
 from typing import Sequence
 
 from . import __version__, backend
-from .experiments import compare, hessian_study
+from .experiments import baseline, compare, hessian_study
 from .grading import cli as grade_cli
 
 
@@ -30,7 +30,13 @@ class _Info:
         return 0
 
 
-SUBCOMMANDS = {"compare": compare, "hessian": hessian_study, "grade": grade_cli, "info": _Info}
+SUBCOMMANDS = {
+    "compare": compare,
+    "hessian": hessian_study,
+    "baseline": baseline,
+    "grade": grade_cli,
+    "info": _Info,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -85,8 +85,12 @@ def load_data(config: CompareConfig, image: bool):
         ds = bdata.digits(seed=1234)
     elif config.data in ("mnist", "fashion"):
         ds = bdata.mnist(config.data_dir, kind=config.data).subset(config.n_train, config.n_test)
+    elif config.data == "mnist1d":  # generated locally, cached in --data-dir (else $BNP_DATA or ~/.cache/bnp)
+        ds = bdata.mnist1d(config.data_dir, as_image=image).subset(config.n_train, config.n_test)
     else:
-        raise ValueError(f"compare: unknown data {config.data!r}; expected synthetic, digits, mnist or fashion")
+        raise ValueError(
+            f"compare: unknown data {config.data!r}; expected synthetic, digits, mnist, fashion or mnist1d"
+        )
     if image and ds.X_train.ndim != 4:
         raise ValueError(f"compare: the cnn needs image data, but {ds.name} has inputs of shape {ds.input_shape}")
     if not image:
@@ -104,6 +108,8 @@ def build_model(kind: str, method: str, shape: tuple[int, ...], n_classes: int, 
     norm = {"none": None, "bnp": None, "wbnp": None, "bn": "bn", "fn": "fn"}[method]
     if kind == "mlp":
         return models.mlp([shape[-1], *config.hidden, n_classes], activation="relu", norm=norm)
+    if kind == "cnn" and shape[2] == 1:  # 1 x L signals (mnist1d): the MNIST-1D paper's 1-D convnet
+        return models.mnist1d_cnn(length=shape[-1], num_classes=n_classes, norm=norm)
     if kind == "cnn":
         return models.small_cnn(shape[1], n_classes, norm=norm, image_size=shape[-1])
     raise ValueError(f"compare: unknown model {kind!r}; expected one of {MODELS}")

@@ -1,4 +1,5 @@
-"""Ready-made networks for the experiments: an MLP and a small convnet.
+"""Ready-made networks for the experiments: an MLP and a small convnet, and the
+reference MLP and convnet of MNIST-1D (Greydanus & Kobak, ICML 2024).
 
 Normalization layers are chosen by name from the plain mapping ``NORMS``
 (name -> factories for (N, C) and for (N, C, H, W) inputs); a new kind is one
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
+from ..autograd import Tensor
 from . import init
 from .activation import ReLU, Sigmoid, Tanh
 from .container import Sequential
@@ -111,4 +113,72 @@ def small_cnn(
         layers += [ReLU(), MaxPool2d(2)]
     side = image_size // 2 // 2
     layers += [Flatten(), Linear(c2 * side * side, num_classes, rng=rng)]
+    return Sequential(*layers)
+
+
+class Residual(Module):
+    """``x + block(x)``: a skip connection around ``block``, which must keep the shape.
+
+    Shapes: (N, ...) -> (N, ...), the same.
+    """
+
+    def __init__(self, block: Module):
+        super().__init__()
+        if not isinstance(block, Module):
+            raise TypeError(f"Residual: block must be a Module, got {type(block).__name__}")
+        self.block = block
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.block(x)
+        if y.shape != x.shape:
+            raise ValueError(f"{self!r}: the block maps {x.shape} to {y.shape}; a residual needs the same shape")
+        return x + y
+
+
+def mnist1d_mlp(
+    in_features: int = 40, hidden: int = 100, num_classes: int = 10, norm: str | None = None, rng: Any = None
+) -> Sequential:
+    """The MLP baseline of MNIST-1D (the ``MLPBase`` of the mnist1d repository's notebooks).
+
+    ``Linear -> [norm] -> ReLU``, then a residual ``h + ReLU([norm](Linear(h)))``,
+    then a Linear head: 15,210 parameters at the defaults.
+
+    Shapes: (N, in_features) -> (N, num_classes).
+    """
+    make_norm, rng = _norm(norm, "mnist1d_mlp", 1), init.get_rng(rng)
+
+    def hidden_layer(fan_in: int) -> list[Module]:
+        layers: list[Module] = [Linear(fan_in, hidden, rng=rng)]
+        return layers + ([make_norm(hidden)] if make_norm is not None else []) + [ReLU()]
+
+    return Sequential(*hidden_layer(in_features), Residual(Sequential(*hidden_layer(hidden))),
+                      Linear(hidden, num_classes, rng=rng))
+
+
+def mnist1d_cnn(
+    length: int = 40, channels: int = 25, num_classes: int = 10, norm: str | None = None, rng: Any = None
+) -> Sequential:
+    """The convnet baseline of MNIST-1D (the ``ConvBase`` of the mnist1d repository's notebooks).
+
+    Three 1-D convolutions with stride 2 and padding 1 (kernels 5, 3, 3, each
+    ``-> [norm] -> ReLU``), then flatten and a Linear head: 5,210 parameters at the defaults.
+    A signal is a 1 x ``length`` image and each 1-D kernel a (1, k) Conv2d
+    kernel, padded along the length only: the same cross-correlation as a 1-D
+    convolution, and every layer that knows Conv2d (BN, FN, BNP) applies as is.
+
+    Shapes: (N, 1, 1, length) -> (N, num_classes); the lengths after the
+    convolutions are 19, 10, 5 for length 40 (``(L + 2 - k) // 2 + 1``).
+    """
+    make_norm, rng = _norm(norm, "mnist1d_cnn", 2), init.get_rng(rng)
+    layers: list[Module] = []
+    size, fan_in = int(length), 1
+    for kernel in (5, 3, 3):
+        if size + 2 < kernel:
+            raise ValueError(f"mnist1d_cnn: length {length} is too short for the three strided convolutions")
+        layers.append(Conv2d(fan_in, channels, (1, kernel), stride=(1, 2), padding=(0, 1), rng=rng))
+        if make_norm is not None:
+            layers.append(make_norm(channels))
+        layers.append(ReLU())
+        size, fan_in = (size + 2 - kernel) // 2 + 1, channels
+    layers += [Flatten(), Linear(channels * size, num_classes, rng=rng)]
     return Sequential(*layers)
