@@ -266,8 +266,10 @@ class BNP:
             else:
                 gw, gb = precondition(w.grad.data, gb, mean, var, self.eps, overwrite=True)
             w.grad.data = gw
+            w.grad._version += 1
             if gb is not None:
                 b.grad.data = gb
+                b.grad._version += 1
 
     def remove(self) -> None:
         """Detach the forward hooks (statistics stop updating) and release the layers,

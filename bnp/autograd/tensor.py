@@ -3,6 +3,16 @@
 A tensor made by an operation on tensors that require gradients remembers its
 parents and one vector-Jacobian product (VJP) per parent. Nothing else is
 stored: the graph is a set of tensors pointing at their parents.
+
+Version counters (as PyTorch's): ``_version`` counts the in-place updates bnp
+itself makes to a tensor's values (optimizer steps, ``Module.load_state_dict``,
+``zero_grad(set_to_none=False)``, the ``bnp.nn.init`` functions, BN/FN
+``reset_parameters``). A recorded node keeps its parents' versions, and a
+backward pass over a graph whose inputs were modified since refuses (the
+gradient would silently use the new values). Writes by hand to ``.data``
+(``t.data[...] = v``, ``t.data -= v``, ``t.data = other``) are not seen:
+bump ``t._version`` yourself, or recompute the graph, as PyTorch documents
+for ``.data``.
 """
 
 from __future__ import annotations
@@ -25,7 +35,8 @@ class Tensor:
         grad: the accumulated gradient after ``backward()`` (a Tensor) or None.
     """
 
-    __slots__ = ("data", "requires_grad", "grad", "_parents", "_vjps", "_op", "_hint", "__weakref__")
+    __slots__ = ("data", "requires_grad", "grad", "_parents", "_vjps", "_op", "_hint", "_version", "_versions",
+                 "__weakref__")
     __array_ufunc__ = None  # make `ndarray * Tensor` defer to Tensor.__rmul__
 
     def __init__(self, data: Any, requires_grad: bool = False):
@@ -36,6 +47,8 @@ class Tensor:
         self._vjps: tuple[VJP | None, ...] = ()
         self._op = ""
         self._hint = ""  # why this tensor has no graph, for error messages
+        self._version = 0  # in-place updates so far (module doc)
+        self._versions: tuple[int, ...] = ()  # the parents' versions when this node was recorded
 
     # -- basic facts ---------------------------------------------------------
     @property

@@ -70,6 +70,8 @@ class _Normalization(Module):
         if self.affine:
             self.weight.data[...] = 1
             self.bias.data[...] = 0
+            self.weight._version += 1
+            self.bias._version += 1
 
     def _check_input(self, x: Tensor) -> None:
         if x.ndim != self._ndim or x.shape[1] != self.num_features:

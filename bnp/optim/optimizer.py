@@ -78,8 +78,11 @@ class Optimizer:
         for p in self.params:
             if set_to_none or p.grad is None:
                 p.grad = None
+            elif p.grad.requires_grad or p.grad._parents:  # a gradient with a graph (create_graph=True):
+                p.grad = Tensor(backend.xp().zeros_like(p.grad.data))  # zeroing it in place would keep the graph
             else:
                 p.grad.data[...] = 0
+                p.grad._version += 1
 
     def step(self) -> None:
         """Update every parameter that has a gradient, in place."""
@@ -92,6 +95,7 @@ class Optimizer:
                     f"{type(self).__name__}.step(): gradient of shape {grad.shape} for a parameter of shape {p.shape}"
                 )
             self._update(p, grad, state)
+            p._version += 1  # graphs recorded before this step refuse to backpropagate (autograd/tensor.py)
 
     def _update(self, p: Tensor, grad: Any, state: dict[str, Any]) -> None:
         raise NotImplementedError
