@@ -59,6 +59,7 @@ from . import backend
 from .autograd import Tensor, no_grad
 from .autograd.im2col import unfold
 from .nn import Conv2d, Linear
+from .optim.optimizer import gradient_array
 from .running_moments import RunningMoments, check_eps, check_rho
 from .statistics_mode import statistics_frozen
 
@@ -254,6 +255,9 @@ class BNP:
             w, b = layer.weight, layer.bias
             if w.grad is None:
                 continue
+            gradient_array(w, f"BNP.step(): layer {self._name(layer)}, weight")
+            if b is not None and b.grad is not None:
+                gradient_array(b, f"BNP.step(): layer {self._name(layer)}, bias")
             if id(layer) not in self._moments:
                 raise RuntimeError(
                     f"BNP.step(): no input statistics for layer {self._name(layer)}; "
