@@ -16,7 +16,9 @@ from . import backend, checkpoint, curvature, data, functional, nn, optim, spect
 from .autograd import Tensor, enable_grad, grad, hessian, hvp, is_grad_enabled, jacobian, no_grad, tensor
 from .backend import get_backend, get_default_dtype, set_backend, set_default_dtype
 from .checkpoint import load, save
+from .errors import NonFiniteError
 from .preconditioner import BNP
+from .statistics_mode import frozen_statistics, statistics_frozen
 from .train import evaluate, fit
 
 __version__ = "0.1.0"
@@ -25,5 +27,5 @@ __all__ = [
     "Tensor", "tensor", "grad", "no_grad", "enable_grad", "is_grad_enabled", "hvp", "hessian", "jacobian",
     "set_backend", "get_backend", "set_default_dtype", "get_default_dtype", "backend",
     "functional", "nn", "optim", "checkpoint", "save", "load", "BNP", "data", "train", "fit", "evaluate",
-    "theory", "curvature", "spectra",
+    "theory", "curvature", "spectra", "frozen_statistics", "statistics_frozen", "NonFiniteError",
 ]

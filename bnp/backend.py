@@ -11,6 +11,7 @@ edges (:func:`to_numpy`, data loading, plotting).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from types import ModuleType
 from typing import Any
@@ -119,6 +120,14 @@ def shares_memory(a: Any, b: Any) -> bool:
     if array_backend(a) != array_backend(b):
         return False
     return bool((numpy if isinstance(a, numpy.ndarray) else _xp).may_share_memory(a, b))
+
+
+def quiet_float_errors() -> Any:
+    """Context manager that silences NumPy's overflow/invalid/divide warnings, for code that
+    checks the finiteness of its results itself and raises a clear error (CuPy never warns)."""
+    if _name == "numpy":
+        return numpy.errstate(over="ignore", invalid="ignore", divide="ignore")
+    return contextlib.nullcontext()
 
 
 def to_numpy(arr: Any) -> numpy.ndarray:

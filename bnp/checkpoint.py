@@ -15,14 +15,28 @@ placeholder for each array). ``numpy.load`` can read it anywhere.
 Why not pickle: loading a pickle runs code chosen by whoever wrote the file.
 Object arrays (which NumPy stores as pickles) are refused when saving, and a
 file that contains one is refused when loading.
+
+The reader refuses, naming the file, anything it does not understand: a
+member that is not a ``.npy`` array, metadata that is not the JSON it writes,
+another format or an unknown format version, a tree node of an unknown kind,
+an array the tree does not mention or a mention without its array.
+
+Writing: the archive is written to a file with no name (Linux ``O_TMPFILE``)
+that is given one only when complete, so a save killed mid-write (even by
+SIGKILL) leaves nothing behind; elsewhere a hidden ``.tmp-*.npz`` in the same
+directory is used and removed on every error Python sees (a SIGKILL can still
+leave it). The new file gets the permissions the umask gives (``0o666 & ~umask``,
+as ``open()`` would), not a temporary file's private ``0o600``.
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
 import math
 import os
-import tempfile
+import secrets
 import zipfile
 from typing import Any
 
@@ -38,9 +52,10 @@ _VERSION = 1
 def save(state: dict[str, Any], path: str | os.PathLike) -> None:
     """Write ``state`` to ``path`` (exactly that name) atomically.
 
-    The archive is written to a temporary file in the same directory and then
-    renamed over ``path``, so a crash mid-write never leaves a half-written
-    checkpoint under the real name.
+    The archive is written to a temporary file in the same directory (unnamed
+    where Linux allows, see the module doc) and then renamed over ``path``, so
+    a crash mid-write never leaves a half-written checkpoint under the real
+    name. The file's permissions are ``0o666 & ~umask``.
 
     Raises:
         TypeError: for a leaf that is not an array, number, string, bool,
@@ -53,18 +68,79 @@ def save(state: dict[str, Any], path: str | os.PathLike) -> None:
     tree = _encode(state, "", arrays)
     meta = json.dumps({"format": _FORMAT, "version": _VERSION, "tree": tree})
     path = os.fspath(path)
+    _write_atomically({META_KEY: numpy.array(meta), **arrays}, path)
+
+
+def _write_atomically(members: dict[str, numpy.ndarray], path: str) -> None:
+    """``numpy.savez`` of ``members`` to a temporary file renamed over ``path`` (module doc)."""
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=directory)
+    global _unnamed_works
+    if _unnamed_works:
+        written = _write_unnamed(members, directory)
+        if written is not None:
+            _replace(written, path)
+            return
+        _unnamed_works = False  # this system cannot name such files: use named ones from now on
+    fd, tmp = _open_named(directory)
     try:
         with os.fdopen(fd, "wb") as f:
-            numpy.savez(f, **{META_KEY: numpy.array(meta)}, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
+            _savez(f, members)
+    except BaseException:
+        os.remove(tmp)
+        raise
+    _replace(tmp, path)
+
+
+def _savez(f: Any, members: dict[str, numpy.ndarray]) -> None:
+    numpy.savez(f, **members)
+    f.flush()
+    os.fsync(f.fileno())
+
+
+def _replace(tmp: str, path: str) -> None:
+    try:
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+_FLAGS = os.O_WRONLY | getattr(os, "O_CLOEXEC", 0)
+_AT_FDCWD, _AT_SYMLINK_FOLLOW = -100, 0x400  # linkat(2) on Linux
+_unnamed_works = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
+
+
+def _write_unnamed(members: dict[str, numpy.ndarray], directory: str) -> str | None:
+    """Write into an O_TMPFILE file (no name: a killed process leaves nothing) and give it a hidden
+    name once complete; None if this filesystem or libc cannot (nothing is left behind then either)."""
+    try:
+        fd = os.open(directory, os.O_TMPFILE | _FLAGS, 0o666)  # mode 0o666: the umask decides
+    except OSError:
+        return None
+    with os.fdopen(fd, "wb") as f:
+        _savez(f, members)
+        try:
+            linkat = ctypes.CDLL(None, use_errno=True).linkat  # os.link() cannot name an O_TMPFILE file
+        except (OSError, AttributeError):
+            return None
+        source = f"/proc/self/fd/{f.fileno()}".encode()
+        while True:
+            name = os.path.join(directory, f".tmp-{secrets.token_hex(8)}.npz")
+            if linkat(_AT_FDCWD, source, _AT_FDCWD, os.fsencode(name), _AT_SYMLINK_FOLLOW) == 0:
+                return name
+            if ctypes.get_errno() != errno.EEXIST:
+                return None
+
+
+def _open_named(directory: str) -> tuple[int, str]:
+    """A new hidden file in ``directory``, created with mode 0o666 (so the umask decides)."""
+    while True:
+        name = os.path.join(directory, f".tmp-{secrets.token_hex(8)}.npz")
+        try:
+            return os.open(name, os.O_CREAT | os.O_EXCL | _FLAGS, 0o666), name
+        except FileExistsError:
+            continue
 
 
 def load(path: str | os.PathLike) -> dict[str, Any]:
@@ -74,7 +150,9 @@ def load(path: str | os.PathLike) -> dict[str, Any]:
     names are split back into nested dicts.
 
     Raises:
-        ValueError: the file is or contains a pickle, or is not a readable NumPy archive.
+        ValueError: the file is or contains a pickle, is not a readable NumPy
+            archive, or holds anything this reader does not understand (see
+            the module doc); the message names the file.
         FileNotFoundError: no such file.
     """
     path = os.fspath(path)
@@ -85,6 +163,7 @@ def load(path: str | os.PathLike) -> dict[str, Any]:
             raise ValueError(f"bnp.checkpoint.load: {path} is a pickle; refusing to load it (unpickling can run code)")
         what = "a single .npy array" if magic == b"\x93NUMPY" else "not a .npz (zip) archive"
         raise ValueError(f"bnp.checkpoint.load: {path} is {what}; a bnp checkpoint is an .npz archive")
+    _check_members(path)
     try:
         with numpy.load(path, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
@@ -99,10 +178,49 @@ def load(path: str | os.PathLike) -> dict[str, Any]:
         raise ValueError(f"bnp.checkpoint.load: {path} is truncated or corrupt ({exc})") from exc
     if META_KEY not in arrays:
         return _unflatten({k: backend.asarray(v) for k, v in arrays.items()})
-    meta = json.loads(str(arrays.pop(META_KEY)))
-    if meta.get("format") != _FORMAT:
-        raise ValueError(f"bnp.checkpoint.load: {path} has an unknown format {meta.get('format')!r}")
-    return _decode(meta["tree"], arrays, path)
+    meta = _read_meta(arrays.pop(META_KEY), path)
+    used: set[str] = set()
+    tree = _decode(meta["tree"], arrays, path, used)
+    unused = sorted(set(arrays) - used)
+    if unused:
+        raise ValueError(f"bnp.checkpoint.load: {path} holds arrays its metadata does not mention ({unused[:5]}); "
+                         "not a layout bnp.checkpoint writes")
+    return tree
+
+
+def _check_members(path: str) -> None:
+    """Every member of the archive is a ``.npy`` array, each name once."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, EOFError, OSError) as exc:
+        raise ValueError(f"bnp.checkpoint.load: {path} is truncated or corrupt ({exc})") from exc
+    odd = [n for n in names if not n.endswith(".npy")]
+    if odd:
+        raise ValueError(f"bnp.checkpoint.load: {path} has members that are not .npy arrays ({odd[:5]}); "
+                         "not a layout bnp.checkpoint writes")
+    if len(set(names)) != len(names):
+        raise ValueError(f"bnp.checkpoint.load: {path} has members stored twice; not a layout bnp.checkpoint writes")
+
+
+def _read_meta(raw: numpy.ndarray, path: str) -> dict[str, Any]:
+    """The ``__bnp__`` entry: JSON of {"format", "version", "tree"} with this reader's format and version."""
+    if raw.shape != () or raw.dtype.kind != "U":
+        raise ValueError(f"bnp.checkpoint.load: {path} has malformed metadata ('{META_KEY}' is a {raw.dtype} array "
+                         f"of shape {raw.shape}, expected one string)")
+    try:
+        meta = json.loads(str(raw))
+    except ValueError as exc:
+        raise ValueError(f"bnp.checkpoint.load: {path} has malformed metadata (not JSON: {exc})") from None
+    if not isinstance(meta, dict) or not {"format", "version", "tree"} <= set(meta):
+        raise ValueError(f"bnp.checkpoint.load: {path} has malformed metadata (expected an object with 'format', "
+                         f"'version' and 'tree', got {str(meta)[:80]!r})")
+    if meta["format"] != _FORMAT:
+        raise ValueError(f"bnp.checkpoint.load: {path} has an unknown format {meta['format']!r}")
+    if meta["version"] != _VERSION or isinstance(meta["version"], bool):
+        raise ValueError(f"bnp.checkpoint.load: {path} has format version {meta['version']!r}; this reader "
+                         f"understands version {_VERSION} only")
+    return meta
 
 
 # -- the tree <-> (JSON, arrays) encoding -------------------------------------------
@@ -141,18 +259,27 @@ def _encode(node: Any, where: str, arrays: dict[str, numpy.ndarray]) -> Any:
     )
 
 
-def _decode(node: dict[str, Any], arrays: dict[str, numpy.ndarray], path: str) -> Any:
-    if "dict" in node:
-        return {k: _decode(v, arrays, path) for k, v in node["dict"].items()}
-    if "array" in node:
-        if node["array"] not in arrays:
-            raise ValueError(f"bnp.checkpoint.load: {path} is corrupt: array '{node['array']}' is missing")
-        return backend.asarray(arrays[node["array"]])
-    if "float" in node:
-        return float(node["float"])
-    if "list" in node:
-        return [_decode(v, arrays, path) for v in node["list"]]
-    return node["value"]
+def _decode(node: Any, arrays: dict[str, numpy.ndarray], path: str, used: set[str]) -> Any:
+    """The tree back from its JSON; any node that :func:`_encode` does not write is refused."""
+    kind = next(iter(node)) if isinstance(node, dict) and len(node) == 1 else None
+    value = node[kind] if kind is not None else None
+    if kind == "dict" and isinstance(value, dict):
+        return {k: _decode(v, arrays, path, used) for k, v in value.items()}
+    if kind == "list" and isinstance(value, list):
+        return [_decode(v, arrays, path, used) for v in value]
+    if kind == "array" and isinstance(value, str):
+        if value not in arrays:
+            raise ValueError(f"bnp.checkpoint.load: {path} is corrupt: array '{value}' is missing")
+        if value in used:
+            raise ValueError(f"bnp.checkpoint.load: {path} is corrupt: array '{value}' is mentioned twice")
+        used.add(value)
+        return backend.asarray(arrays[value])
+    if kind == "float" and value in ("nan", "inf", "-inf"):
+        return float(value)
+    if kind == "value" and (value is None or isinstance(value, (bool, int, float, str))):
+        return value
+    raise ValueError(f"bnp.checkpoint.load: {path} has malformed metadata: a tree node {str(node)[:80]!r} of a "
+                     "kind this reader does not know")
 
 
 def _unflatten(flat: dict[str, Any]) -> dict[str, Any]:

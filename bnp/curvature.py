@@ -15,6 +15,10 @@ that closure**, and it changes the Hessian:
 * BNP keeps its statistics in the optimizer, never in the loss, so they never
   enter a Hessian: the Hessian is that of the plain network.
 
+Whatever the mode, these tools (through :func:`bnp.hessian` and
+:func:`bnp.hvp`) run ``loss_fn`` inside :class:`bnp.frozen_statistics`: no
+running statistic, buffer or counter of BN, FN or BNP changes.
+
 Parameter ordering: :func:`bnp.hessian` flattens ``params`` in order, each
 row-major (C order): for a Linear layer ``[weight (out, n), bias (out,)]``
 that is all weights row by row, then all biases. :func:`layer_block` reorders

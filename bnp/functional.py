@@ -9,16 +9,18 @@ derivatives are exact.
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, Callable, Sequence
 
 from . import backend
 from .autograd import Tensor, im2col, ops
 from .autograd.im2col import window_max, window_positions, window_sum
 from .autograd.ops import relu, sigmoid, tanh
-from .running_moments import batch_weight, combine
+from .running_moments import batch_moments, batch_weight, check_eps, check_finite, check_momentum, combine
+from .statistics_mode import statistics_frozen
 
 __all__ = ["relu", "tanh", "sigmoid", "softmax", "log_softmax", "linear", "cross_entropy", "mse_loss", "flatten",
-           "conv2d", "unfold", "fold", "max_pool2d", "avg_pool2d", "batch_norm", "full_norm", "mlp"]
+           "conv2d", "unfold", "fold", "max_pool2d", "avg_pool2d", "batch_norm", "full_norm", "mlp", "positive_int"]
 
 
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
@@ -119,6 +121,15 @@ def pair(value: Any, name: str) -> Pair:
     if len(values) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
         raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
     return (int(values[0]), int(values[1]))
+
+
+def positive_int(where: str, name: str, value: Any) -> int:
+    """A size argument (features, channels) as an int >= 1; floats, bools and non-positive values are refused."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{where}: {name} must be a positive integer, got {value!r} ({type(value).__name__})")
+    if value < 1:
+        raise ValueError(f"{where}: {name} must be a positive integer, got {value!r}")
+    return int(value)
 
 
 def conv_geometry(where: str, kernel_size: Any, stride: Any, padding: Any) -> tuple[Pair, Pair, Pair]:
@@ -222,6 +233,8 @@ def per_channel_layout(x: Tensor, where: str) -> tuple[tuple[int, ...], tuple[in
     a (C,) vector against ``x``: (0,), (1, C) for (N, C); (0, 2, 3), (1, C, 1, 1) for NCHW."""
     if x.ndim not in (2, 4):
         raise ValueError(f"{where}: expected input of shape (N, C) or (N, C, H, W), got {x.shape}")
+    if x.shape[1] < 1:
+        raise ValueError(f"{where}: expected at least one channel, got input of shape {x.shape}")
     return ((0,), (1, x.shape[1])) if x.ndim == 2 else ((0, 2, 3), (1, x.shape[1], 1, 1))
 
 
@@ -255,6 +268,9 @@ def batch_norm(
         running_var  = (1 - momentum) * running_var  + momentum * unbiased_batch_var
 
     Eval: normalize with the running statistics (constants).
+    Inside :class:`bnp.frozen_statistics` the running statistics are not updated.
+    A batch whose statistics (or the updated running ones) are not finite is
+    refused with NonFiniteError before anything is written.
 
     Shapes: x (N, C) or (N, C, H, W), statistics per channel over N (and H, W);
     running_mean, running_var (C,) backend arrays (or None in training: no
@@ -264,29 +280,46 @@ def batch_norm(
     c = x.shape[1]
     running_mean = _channel_vector(running_mean, c, "running_mean", "batch_norm")
     running_var = _channel_vector(running_var, c, "running_var", "batch_norm")
+    eps = check_eps("batch_norm", eps)
     if training:
         count = x.size // c
         if count <= 1:
             raise ValueError(
                 f"batch_norm: expected more than 1 value per channel when training, got input of shape {x.shape}"
             )
-        mean = ops.mean(x, axes, keepdims=True)
-        centred = x - mean
-        var = ops.mean(centred * centred, axes, keepdims=True)
+        with backend.quiet_float_errors():  # checked just below, with a clear message
+            mean = ops.mean(x, axes, keepdims=True)
+            centred = x - mean
+            var = ops.mean(centred * centred, axes, keepdims=True)
+        update = (running_mean is not None or running_var is not None) and not statistics_frozen()
+        if update:
+            momentum = check_momentum("batch_norm", momentum)
+        _check_and_update(running_mean if update else None, running_var if update else None,
+                          mean.data.reshape(c), var.data.reshape(c), count, momentum)
         y = centred * (var + eps) ** -0.5
-        if running_mean is not None:
-            running_mean *= 1 - momentum
-            running_mean += momentum * mean.data.reshape(c).astype(running_mean.dtype)
-        if running_var is not None:
-            unbiased = var.data.reshape(c) * (count / (count - 1))
-            running_var *= 1 - momentum
-            running_var += momentum * unbiased.astype(running_var.dtype)
     else:
         if running_mean is None or running_var is None:
             raise ValueError("batch_norm: eval mode (training=False) needs running_mean and running_var")
         inv_std = 1.0 / backend.xp().sqrt(running_var.astype(x.dtype) + eps)
         y = (x - Tensor(running_mean.astype(x.dtype).reshape(shape))) * Tensor(inv_std.reshape(shape))
     return _affine(y, weight, bias, shape)
+
+
+def _check_and_update(running_mean: Any, running_var: Any, mean: Any, var: Any, count: int, momentum: Any) -> None:
+    """BN's guard and buffer update: refuse non-finite batch statistics (or updated buffers),
+    then ``r = (1 - momentum) r + momentum * batch`` in place (the variance unbiased)."""
+    values = {"batch_mean": mean, "batch_var": var}
+    with backend.quiet_float_errors():
+        if running_mean is not None:
+            values["running_mean"] = (1 - momentum) * running_mean + momentum * mean.astype(running_mean.dtype)
+        if running_var is not None:
+            unbiased = (var * (count / (count - 1))).astype(running_var.dtype)
+            values["running_var"] = (1 - momentum) * running_var + momentum * unbiased
+    check_finite("batch_norm", **values)
+    if running_mean is not None:
+        running_mean[...] = values["running_mean"]
+    if running_var is not None:
+        running_var[...] = values["running_var"]
 
 
 def _affine(y: Tensor, weight: Tensor | None, bias: Tensor | None, shape: tuple[int, ...]) -> Tensor:
@@ -330,7 +363,10 @@ def full_norm(
     batch *variances* instead would fail at batch size 1, where each is 0. The
     variance's value is the running estimate (computed without cancellation),
     its derivative ``d m2_B - 2 m1 d m1_B``.
-    Eval: the running moments are constants and nothing is updated.
+    Eval: the running moments are constants and nothing is updated. Inside
+    :class:`bnp.frozen_statistics` training mode normalizes with the moments as
+    they would be after this batch, but writes nothing. An empty batch, or one
+    that would make the moments non-finite, is refused before anything is written.
 
     Shapes: x (N, C) or (N, C, H, W), statistics per channel over N (and H, W);
     running_mean, running_var (C,) backend arrays; weight, bias (C,) or None
@@ -338,12 +374,25 @@ def full_norm(
     """
     axes, shape = per_channel_layout(x, "full_norm")
     c = x.shape[1]
+    if running_mean is None or running_var is None:
+        raise ValueError("full_norm: needs running_mean and running_var (FN normalizes with them in both modes)")
     running_mean = _channel_vector(running_mean, c, "running_mean", "full_norm")
     running_var = _channel_vector(running_var, c, "running_var", "full_norm")
+    eps = check_eps("full_norm", eps)
+    if training:
+        momentum = check_momentum("full_norm", momentum)
+        if isinstance(num_batches, bool) or int(num_batches) != num_batches or num_batches < 0:
+            raise ValueError(f"full_norm: num_batches must be an integer >= 0, got {num_batches!r}")
     if training and momentum > 0:  # momentum 0: the running moments are kept as given
-        _fold_batch_moments(x.data, running_mean, running_var, axes, shape, batch_weight(num_batches, 1.0 - momentum))
-    mean_hat = Tensor(running_mean.astype(x.dtype).reshape(shape))
-    var_hat = Tensor(running_var.astype(x.dtype).reshape(shape))
+        new_mean, new_var = _fold_batch_moments(x.data, running_mean, running_var, axes,
+                                                batch_weight(int(num_batches), 1.0 - momentum))
+        if not statistics_frozen():
+            running_mean[...] = new_mean
+            running_var[...] = new_var
+    else:
+        new_mean, new_var = running_mean, running_var
+    mean_hat = Tensor(new_mean.astype(x.dtype).reshape(shape))
+    var_hat = Tensor(new_var.astype(x.dtype).reshape(shape))
     if training:
         m1 = ops.mean(x, axes, keepdims=True)
         m2 = ops.mean(x * x, axes, keepdims=True)
@@ -356,12 +405,12 @@ def full_norm(
     return _affine(y, weight, bias, shape)
 
 
-def _fold_batch_moments(data: Any, running_mean: Any, running_var: Any, axes, shape, w: float) -> None:
-    """FN's state update, in place: the batch's mean and (biased) variance, combined with weight ``w``."""
-    batch_mean = data.mean(axis=axes)
-    centred = data - batch_mean.reshape(shape)
-    batch_var = (centred * centred).mean(axis=axes)  # biased: combine() needs each batch's own spread
+def _fold_batch_moments(data: Any, running_mean: Any, running_var: Any, axes, w: float) -> tuple[Any, Any]:
+    """FN's state update: the batch's mean and (biased) variance combined with weight ``w`` into
+    new (mean, var) arrays, checked finite; the caller writes them into the buffers."""
+    batch_mean, batch_var = batch_moments(data, axes, "full_norm")  # biased: combine() needs each batch's spread
     dtype = running_mean.dtype
-    mean, var = combine(running_mean, running_var, batch_mean.astype(dtype), batch_var.astype(dtype), w)
-    running_mean[...] = mean
-    running_var[...] = var
+    with backend.quiet_float_errors():
+        mean, var = combine(running_mean, running_var, batch_mean.astype(dtype), batch_var.astype(dtype), w)
+    check_finite("full_norm", running_mean=mean, running_var=var)
+    return mean, var

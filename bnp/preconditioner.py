@@ -33,19 +33,38 @@ Choices made here (and why):
   the identities of THEORY.md hold exactly.
 * ``whiten=True`` (Linear layers only) replaces ``D^2`` by the full input
   covariance ``S + eps I``: the input-side K-FAC factor, ``P^T M P = I``.
-* Statistics are gathered only in training mode, from every forward call;
-  with ``rho=0`` they are those of the last batch seen.
+* Statistics are gathered only in training mode, from every forward call
+  (not inside :class:`bnp.frozen_statistics`, which the second-order tools
+  use); with ``rho=0`` they are those of the last batch seen. A batch that
+  would make them non-finite, or has no samples, is refused with an error
+  naming the layer (:mod:`bnp.running_moments`).
+* Near-constant inputs with ``eps = 0``: the variance is floored at the
+  resolution of the feature's own second moment, ``D^2 >= u (s^2 + mu^2)``
+  (``u`` the dtype's machine epsilon; a variance below it is rounding noise
+  of the statistics) and at the dtype's ``tiny``, and an identically zero
+  feature (``s = mu = 0``) is not scaled (``D = 1``); so ``.grad`` stays finite. ``whiten=True`` floors the
+  ridge alike: ``max(eps, u trace(S + mu mu^T))``.
+* One preconditioner per layer: a layer listed twice, a layer that is not in
+  ``model``, or a layer that another BNP already preconditions is refused
+  (gradients preconditioned twice would be silently wrong); ``remove()``
+  releases the layers.
 """
 
 from __future__ import annotations
 
+import weakref
 from typing import Any, Iterable
 
 from . import backend
 from .autograd import Tensor, no_grad
 from .autograd.im2col import unfold
 from .nn import Conv2d, Linear
-from .running_moments import RunningMoments
+from .optim.optimizer import gradient_array
+from .running_moments import RunningMoments, check_eps, check_rho
+from .statistics_mode import statistics_frozen
+
+# layer -> the BNP that preconditions it (weak keys: a layer that is gone needs no entry)
+_OWNERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def precondition(
@@ -73,14 +92,29 @@ def precondition(
     G = grad_w.reshape(out, n, -1)  # (out, n, k): k kernel offsets share each statistic (k = 1 for Linear)
     if not overwrite:
         G = G.copy()
+    second = var + mean * mean
     if grad_b is None:
-        G *= (1.0 / (var + mean * mean + eps))[:, None]  # G_W D0^-2
+        G *= _floored_reciprocal(second + eps, second)[:, None]  # G_W D0^-2
         return G.reshape(grad_w.shape), None
     g_b = grad_b if overwrite else grad_b.copy()
     G -= g_b[:, None, None] * mean[:, None]  # G_W - g_b mu^T
-    G *= (1.0 / (var + eps))[:, None]  # (...) D^-2
+    G *= _floored_reciprocal(var + eps, second)[:, None]  # (...) D^-2
     g_b -= _sum_offsets(G) @ mean  # g_b - G_W' mu
     return G.reshape(grad_w.shape), g_b
+
+
+def _floored_reciprocal(d2: Any, second: Any) -> Any:
+    """``1 / max(d2, u * second, tiny)`` per feature, and 1 where ``d2 = second = 0`` (see module doc).
+
+    ``u * second`` (u the machine epsilon) is the rounding level of a variance
+    computed from values of second moment ``second``: below it a variance is
+    noise. ``tiny`` (the smallest normal number) keeps ``1 / d2`` finite when
+    the feature itself is subnormally small.
+    """
+    xp = backend.xp()
+    info = xp.finfo(d2.dtype)
+    floored = xp.maximum(xp.maximum(d2, info.eps * second), info.tiny)
+    return 1.0 / xp.where((d2 > 0) | (second > 0), floored, 1)
 
 
 def _sum_offsets(G: Any) -> Any:
@@ -96,10 +130,12 @@ def precondition_whitened(grad_w: Any, grad_b: Any | None, mean: Any, cov: Any, 
     """
     xp = backend.xp()
     n = mean.shape[0]
+    second = cov + xp.outer(mean, mean)
+    ridge = max(eps, float(xp.finfo(cov.dtype).eps * xp.trace(second))) or 1.0  # floor (module doc); 0 matrix: 1
     eye = xp.eye(n, dtype=cov.dtype)
     if grad_b is None:
-        return xp.linalg.solve(cov + xp.outer(mean, mean) + eps * eye, grad_w.T).T, None
-    g = xp.linalg.solve(cov + eps * eye, (grad_w - xp.outer(grad_b, mean)).T).T
+        return xp.linalg.solve(second + ridge * eye, grad_w.T).T, None
+    g = xp.linalg.solve(cov + ridge * eye, (grad_w - xp.outer(grad_b, mean)).T).T
     return g, grad_b - g @ mean
 
 
@@ -129,17 +165,31 @@ class BNP:
         conv_statistics: str = "channel",
         whiten: bool = False,
     ):
-        if eps < 0:
-            raise ValueError(f"BNP: eps must be >= 0, got {eps}")
+        self.rho, self.eps = check_rho("BNP", rho), check_eps("BNP", eps)
+        for name, flag in (("bias_correction", bias_correction), ("whiten", whiten)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"BNP: {name} must be a bool, got {flag!r}")
         if conv_statistics not in ("channel", "patch"):
             raise ValueError(f"BNP: conv_statistics must be 'channel' or 'patch', got {conv_statistics!r}")
-        self.rho, self.eps, self.bias_correction = float(rho), float(eps), bias_correction
-        self.conv_statistics, self.whiten = conv_statistics, whiten
+        if not hasattr(model, "named_modules"):
+            raise TypeError(f"BNP: model must be a bnp.nn.Module, got {type(model).__name__}")
+        self.bias_correction, self.conv_statistics, self.whiten = bias_correction, conv_statistics, whiten
         self._names = {id(m): name for name, m in model.named_modules()}
         chosen = list(layers) if layers is not None else [m for m in model.modules() if isinstance(m, (Linear, Conv2d))]
-        for m in chosen:
+        seen: set[int] = set()
+        for k, m in enumerate(chosen):
             if not isinstance(m, (Linear, Conv2d)):
-                raise TypeError(f"BNP: can only precondition Linear and Conv2d layers, got {type(m).__name__}")
+                raise TypeError(f"BNP: can only precondition Linear and Conv2d layers, got {type(m).__name__} "
+                                f"(layers[{k}])")
+            if id(m) not in self._names:
+                raise ValueError(f"BNP: layers[{k}] ({m!r}) is not a layer of the model")
+            if id(m) in seen:
+                raise ValueError(f"BNP: layer {self._name(m)} is listed more than once (layers[{k}])")
+            seen.add(id(m))
+            owner = _OWNERS.get(m)
+            if owner is not None and owner() is not None:
+                raise ValueError(f"BNP: layer {self._name(m)} is already preconditioned by another BNP; "
+                                 "call remove() on that one first (its gradients would be preconditioned twice)")
             if whiten and isinstance(m, Conv2d):
                 raise ValueError(f"BNP: whiten=True supports Linear layers only; {self._name(m)} is a Conv2d")
         if not chosen:
@@ -147,6 +197,9 @@ class BNP:
         self.layers = chosen
         self._moments: dict[int, RunningMoments] = {}
         self._handles = [m.register_forward_hook(self._observe) for m in chosen]
+        me = weakref.ref(self)
+        for m in chosen:
+            _OWNERS[m] = me
 
     # -- statistics ------------------------------------------------------------
     def _name(self, layer: Any) -> str:
@@ -162,7 +215,7 @@ class BNP:
         return layer.in_features, False
 
     def _observe(self, layer: Any, inputs: tuple, output: Any) -> None:
-        if not layer.training:
+        if not layer.training or statistics_frozen():
             return
         a = inputs[0].data
         n, patches = self._features(layer)
@@ -174,19 +227,18 @@ class BNP:
             rows = a.transpose(0, 2, 3, 1).reshape(-1, n)  # channels last: pool batch and positions
         else:
             rows = a.reshape(-1, n)
-        dtype = layer.weight.dtype
-        mean = rows.mean(axis=0)
-        centred = rows - mean
-        if self.whiten:
-            spread = centred.T @ centred / rows.shape[0]
-        else:
-            centred *= centred  # in place: this runs on every forward pass
-            spread = centred.mean(axis=0)
         moments = self._moments.get(id(layer))
         if moments is None:
-            moments = RunningMoments(n, self.rho, self.bias_correction, dtype=dtype, full=self.whiten)
+            moments = self._new_moments(layer)
+            moments.observe(rows)  # stored only once it holds a batch: step() never sees empty statistics
             self._moments[id(layer)] = moments
-        moments.update(mean.astype(dtype), spread.astype(dtype))
+        else:
+            moments.observe(rows)
+
+    def _new_moments(self, layer: Any) -> RunningMoments:
+        n, _ = self._features(layer)
+        return RunningMoments(n, self.rho, self.bias_correction, dtype=layer.weight.dtype, full=self.whiten,
+                              name=f"BNP, layer {self._name(layer)}")
 
     def statistics(self, layer: Any) -> tuple[Any, Any]:
         """The current (mean, variance) estimates for ``layer`` as backend arrays
@@ -203,6 +255,9 @@ class BNP:
             w, b = layer.weight, layer.bias
             if w.grad is None:
                 continue
+            gradient_array(w, f"BNP.step(): layer {self._name(layer)}, weight")
+            if b is not None and b.grad is not None:
+                gradient_array(b, f"BNP.step(): layer {self._name(layer)}, bias")
             if id(layer) not in self._moments:
                 raise RuntimeError(
                     f"BNP.step(): no input statistics for layer {self._name(layer)}; "
@@ -215,14 +270,21 @@ class BNP:
             else:
                 gw, gb = precondition(w.grad.data, gb, mean, var, self.eps, overwrite=True)
             w.grad.data = gw
+            w.grad._version += 1
             if gb is not None:
                 b.grad.data = gb
+                b.grad._version += 1
 
     def remove(self) -> None:
-        """Detach the forward hooks: statistics stop updating."""
+        """Detach the forward hooks (statistics stop updating) and release the layers,
+        so that another BNP may precondition them."""
         for handle in self._handles:
             handle.remove()
         self._handles = []
+        for m in self.layers:
+            owner = _OWNERS.get(m)
+            if owner is not None and owner() is self:
+                del _OWNERS[m]
 
     # -- checkpoints ---------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -239,7 +301,6 @@ class BNP:
             name = self._names[id(layer)]
             if f"{name}.mean" not in state:
                 continue
-            n, _ = self._features(layer)
-            moments = RunningMoments(n, self.rho, self.bias_correction, dtype=layer.weight.dtype, full=self.whiten)
+            moments = self._new_moments(layer)
             moments.load_state_dict({k: state[f"{name}.{k}"] for k in ("mean", "var", "count")})
             self._moments[id(layer)] = moments

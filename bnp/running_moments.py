@@ -18,13 +18,107 @@ the whole data from a stream of batches. Two details matter:
   bias-corrected EMA of Adam, written as an update of the corrected value; the
   first batch's own statistics are used at step 1, and ``rho = 0`` always
   gives the current batch's statistics.
+
+Nothing non-finite is ever folded in (the guard of BNP, BN and FN alike): a
+batch without samples is refused (:func:`batch_moments`), and a new estimate
+that is not finite (NaN or inf in the input, or a square that overflows a
+float32) raises :class:`bnp.errors.NonFiniteError` naming the layer *before*
+it replaces the old one (:func:`check_finite`), so one bad batch never
+poisons the statistics for good. The hyperparameters are checked where they
+are given (:func:`check_rho`, :func:`check_eps`, :func:`check_momentum`).
 """
 
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Any
 
 from . import backend
+from .errors import NonFiniteError
+
+
+# -- hyperparameter checks, shared by BNP, BN and FN -----------------------------------
+def _real(where: str, name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"{where}: {name} must be a finite real number, got {value!r}")
+    return float(value)
+
+
+def check_rho(where: str, rho: Any) -> float:
+    """``rho`` as a float in [0, 1), or a ValueError naming ``where``."""
+    rho = _real(where, "rho", rho)
+    if not 0.0 <= rho < 1.0:
+        raise ValueError(f"{where}: rho must lie in [0, 1), got {rho!r}")
+    return rho
+
+
+def check_eps(where: str, eps: Any) -> float:
+    """``eps`` as a finite float >= 0, or a ValueError naming ``where``."""
+    eps = _real(where, "eps", eps)
+    if eps < 0:
+        raise ValueError(f"{where}: eps must be >= 0, got {eps!r}")
+    return eps
+
+
+def check_momentum(where: str, momentum: Any, allow_none: bool = False, allow_zero: bool = True) -> float | None:
+    """``momentum`` as a float in [0, 1] ((0, 1] without ``allow_zero``), or None if allowed."""
+    if momentum is None and allow_none:
+        return None
+    momentum = _real(where, "momentum", momentum)
+    low_ok = momentum >= 0 if allow_zero else momentum > 0
+    if not (low_ok and momentum <= 1):
+        interval = "[0, 1]" if allow_zero else "(0, 1]"
+        raise ValueError(f"{where}: momentum must lie in {interval}{' or be None' if allow_none else ''}, "
+                         f"got {momentum!r}")
+    return momentum
+
+
+# -- the guard against poisoned statistics -----------------------------------------------
+def batch_moments(data: Any, axes: tuple[int, ...], where: str, full: bool = False) -> tuple[Any, Any]:
+    """Mean and biased variance of a batch over ``axes`` (quietly: the caller checks them).
+
+    Shapes: data (..., n) reduced over ``axes`` to (n,); with ``full`` data is
+    (rows, n) and the second result the covariance (n, n).
+    Raises ValueError for a batch with no samples (its moments do not exist).
+    """
+    count = 1
+    for ax in axes:
+        count *= data.shape[ax]
+    if count == 0:
+        raise ValueError(f"{where}: the batch has no samples (input of shape {tuple(data.shape)}); "
+                         "its statistics do not exist, so nothing was folded into the running ones")
+    with backend.quiet_float_errors():
+        mean = data.mean(axis=axes)
+        keep = tuple(1 if ax in axes else s for ax, s in enumerate(data.shape))
+        centred = data - mean.reshape(keep)
+        if full:
+            return mean, centred.T @ centred / count
+        centred *= centred  # in place: this runs on every training forward pass
+        return mean, centred.mean(axis=axes)
+
+
+def check_finite(where: str, **arrays: Any) -> None:
+    """Raise NonFiniteError naming ``where`` and the arrays with NaN or inf entries.
+
+    One device synchronisation (a boolean read back) per call.
+    """
+    xp = backend.xp()
+    values = list(arrays.values())
+    ok = xp.isfinite(values[0]).all()
+    for v in values[1:]:
+        ok = ok & xp.isfinite(v).all()
+    if bool(ok):
+        return
+    bad = []
+    for name, v in arrays.items():
+        count = int((~xp.isfinite(v)).sum())
+        if count:
+            bad.append(f"{name} has {count} non-finite of {v.size} entries")
+    raise NonFiniteError(
+        f"{where}: refusing non-finite statistics ({'; '.join(bad)}, dtype {values[0].dtype}): the input has "
+        "NaN or inf entries, or values whose square overflows the dtype; the running statistics were left unchanged"
+    )
 
 
 def batch_weight(count: int, rho: float, bias_correction: bool = True) -> float:
@@ -58,16 +152,22 @@ class RunningMoments:
         bias_correction: correct the start-up bias of the average (see module doc).
         dtype: dtype of the estimates (the parameters' dtype).
         full: keep the full covariance matrix (n, n) instead of the variances.
+        name: who owns the statistics, for error messages (BNP passes the layer).
     """
 
     def __init__(
-        self, num_features: int, rho: float, bias_correction: bool = True, dtype: Any = None, full: bool = False
+        self,
+        num_features: int,
+        rho: float,
+        bias_correction: bool = True,
+        dtype: Any = None,
+        full: bool = False,
+        name: str = "RunningMoments",
     ):
-        if not 0.0 <= rho < 1.0:
-            raise ValueError(f"rho must lie in [0, 1), got {rho}")
+        self.name = name
+        self.rho = check_rho(name, rho)
         xp = backend.xp()
         dtype = dtype or backend.get_default_dtype()
-        self.rho = float(rho)
         self.bias_correction = bias_correction
         self.mean = xp.zeros(num_features, dtype=dtype)
         self.full = full
@@ -79,9 +179,20 @@ class RunningMoments:
         return batch_weight(self.count, self.rho, self.bias_correction)
 
     def update(self, batch_mean: Any, batch_var: Any) -> None:
-        """Fold in one batch's mean (n,) and biased variance (n,) (or covariance (n, n) if ``full``)."""
-        self.mean, self.var = combine(self.mean, self.var, batch_mean, batch_var, self.weight(), self.full)
+        """Fold in one batch's mean (n,) and biased variance (n,) (or covariance (n, n) if ``full``).
+
+        Raises NonFiniteError, and changes nothing, if the new estimates would not be finite.
+        """
+        with backend.quiet_float_errors():
+            mean, var = combine(self.mean, self.var, batch_mean, batch_var, self.weight(), self.full)
+        check_finite(self.name, mean=mean, variance=var)
+        self.mean, self.var = mean, var
         self.count += 1
+
+    def observe(self, rows: Any) -> None:
+        """Fold in a batch of samples, rows (N, n): its mean and variance (covariance if ``full``)."""
+        mean, spread = batch_moments(rows, (0,), self.name, self.full)
+        self.update(mean.astype(self.mean.dtype, copy=False), spread.astype(self.var.dtype, copy=False))
 
     def state_dict(self) -> dict[str, Any]:
         xp = backend.xp()
@@ -93,5 +204,9 @@ class RunningMoments:
             raise ValueError(
                 f"RunningMoments: expected statistics of shape {self.mean.shape}, got {mean.shape} and {var.shape}"
             )
-        self.mean, self.var = mean.astype(self.mean.dtype), var.astype(self.var.dtype)
-        self.count = int(backend.to_numpy(backend.asarray(state["count"])))
+        count = backend.to_numpy(backend.asarray(state["count"]))
+        if count.shape != () or count.dtype.kind not in "iu" or int(count) < 0:
+            raise ValueError(f"{self.name}: expected a count that is an integer >= 0, got {count!r}")
+        mean, var = mean.astype(self.mean.dtype), var.astype(self.var.dtype)
+        check_finite(f"{self.name} (load_state_dict)", mean=mean, variance=var)
+        self.mean, self.var, self.count = mean, var, int(count)

@@ -10,21 +10,28 @@ One step, in the order every part of ``bnp`` expects::
 Keeping the GPU busy: a Python number made from a device array (``float()``,
 ``.item()``) waits for all queued GPU work. The loop therefore keeps each
 step's loss as a 0-d backend array and copies a whole epoch's losses to the
-host at once. The one exception is the divergence check: one boolean per
-step, so that a NaN/inf loss stops training at the step where it appears,
-before it is back-propagated into the parameters and the optimizer state.
+host at once. The one exception is the divergence check: two booleans per
+step, one read before ``backward()`` (is the loss finite? a NaN is never
+back-propagated) and one after it and the preconditioner, before
+``optimizer.step()`` (is every gradient finite?). A NaN/inf stops training at the step where it appears, naming the
+step, epoch, batch and the first parameter concerned, and the parameters and
+the optimizer state are left as they were before that step. A layer that
+refuses a batch (BN, FN and BNP refuse non-finite statistics) is reported
+with the same step, epoch and batch.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from . import backend
 from .autograd import Tensor, no_grad
+from .errors import NonFiniteError
 from .functional import cross_entropy
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
@@ -109,9 +116,12 @@ def fit(
         a History.
 
     Raises:
-        FloatingPointError: the loss became NaN or infinite; the message names
-            the step, epoch and batch (counted from 1). The parameters are
-            those before that step's update.
+        FloatingPointError: (a :class:`bnp.NonFiniteError`) the loss or a
+            gradient became NaN or infinite, or a layer refused non-finite
+            statistics; the message names the step, epoch and batch (counted
+            from 1) and the first parameter concerned. The parameters and the
+            optimizer state are those before that step's update.
+        ValueError: the loader yields no batches (in some epoch).
     """
     if steps is None:
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
@@ -121,6 +131,7 @@ def fit(
     per_epoch = len(loader)
     if per_epoch < 1:
         raise ValueError("fit: the loader yields no batches")
+    names = _parameter_names(model, optimizer)
     total = steps if steps is not None else epochs * per_epoch
     history = History()
     bar = _progress_bar(total, progress)
@@ -131,15 +142,20 @@ def fit(
             epoch += 1
             epoch_start = time.perf_counter()
             record = _EpochRecord()
+            batch = 0
             for batch, (x, y) in enumerate(loader, start=1):
+                where = f"step {history.steps + 1} (epoch {epoch}, batch {batch})"
                 model.train()
-                outputs = model(x)
-                loss = loss_fn(outputs, y)
-                _check_loss(loss, history.steps + 1, epoch, batch)
-                optimizer.zero_grad()
-                loss.backward()
-                if preconditioner is not None:
-                    preconditioner.step()
+                with _reported_at(where):
+                    outputs = model(x)
+                    loss = loss_fn(outputs, y)
+                _check_loss(loss, where)
+                with _reported_at(where):
+                    optimizer.zero_grad()
+                    loss.backward()
+                    if preconditioner is not None:
+                        preconditioner.step()
+                _check_finite_step(loss, names, where)
                 optimizer.step()
                 history.steps += 1
                 record.add(loss, outputs, y)
@@ -148,6 +164,8 @@ def fit(
                     history.stopped_early = True
                 if history.steps >= total or history.stopped_early:
                     break
+            if batch == 0:
+                raise ValueError(f"fit: the loader yielded no batches in epoch {epoch} (its len() is {per_epoch})")
             record.finish(history)
             if eval_loader is not None:
                 metrics = evaluate(model, eval_loader, loss_fn)
@@ -226,13 +244,58 @@ def _add_correct(correct: Any, outputs: Tensor, y: Any) -> Any:
     return hits if correct is None else correct + hits
 
 
-def _check_loss(loss: Any, step: int, epoch: int, batch: int) -> None:
+@contextlib.contextmanager
+def _reported_at(where: str) -> Iterator[None]:
+    """A layer that refuses a batch (non-finite statistics) is reported with the step it happened at."""
+    try:
+        yield
+    except NonFiniteError as exc:
+        raise NonFiniteError(f"fit: at {where}: {exc}") from exc
+
+
+def _check_loss(loss: Any, where: str) -> None:
+    """A one-element Tensor with a finite value (a device sync: see the module doc)."""
     if not isinstance(loss, Tensor) or loss.size != 1:
         shape = loss.shape if isinstance(loss, Tensor) else type(loss).__name__
         raise TypeError(f"fit: loss_fn must return a scalar Tensor, got {shape}")
-    if not bool(backend.xp().isfinite(loss.data).all()):  # the one sync per step (see module doc)
-        value = loss.item()
-        raise FloatingPointError(f"loss became {value} at step {step} (epoch {epoch}, batch {batch})")
+    if not bool(backend.xp().isfinite(loss.data).all()):
+        raise NonFiniteError(f"fit: loss became {loss.item()} at {where}; the parameters were left as they were before "
+                             "this step")
+
+
+def _parameter_names(model: Any, optimizer: Any) -> list[tuple[str, Tensor]]:
+    """The optimizer's parameters with the model's names for them (in the optimizer's order)."""
+    by_id = {id(p): name for name, p in model.named_parameters()} if hasattr(model, "named_parameters") else {}
+    params = getattr(optimizer, "params", None)
+    if params is None:
+        params = [p for _, p in model.named_parameters()] if by_id else []
+    return [(by_id.get(id(p), f"optimizer parameter {i} (shape {p.shape})"), p) for i, p in enumerate(params)]
+
+
+def _check_finite_step(loss: Tensor, names: list[tuple[str, Tensor]], where: str) -> None:
+    """Raise NonFiniteError if a gradient is not finite: one device sync for all of them (module doc)."""
+    xp = backend.xp()
+    grads = [(name, _grad_data(p)) for name, p in names if p.grad is not None]
+    if not grads:
+        return
+    ok = xp.isfinite(grads[0][1]).all()
+    for _, g in grads[1:]:
+        ok = ok & xp.isfinite(g).all()
+    if bool(ok):
+        return
+    for name, g in grads:
+        bad = int((~xp.isfinite(g)).sum())
+        if bad:
+            raise NonFiniteError(
+                f"fit: the gradient of '{name}' has {bad} non-finite of {g.size} entries at {where} (the loss, "
+                f"{loss.item():.6g}, is finite); the optimizer step was skipped: the parameters were left at their "
+                "last finite values. Lower the learning rate, or normalize the inputs"
+            )
+
+
+def _grad_data(p: Tensor) -> Any:
+    g = p.grad
+    return g.data if isinstance(g, Tensor) else backend.asarray(g)
 
 
 def _progress_bar(total: int, progress: bool | None) -> Any:

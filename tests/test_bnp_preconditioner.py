@@ -211,17 +211,21 @@ def test_state_survives_a_checkpoint(tmp_path):
     pre = BNP(model, rho=0.9)
     for _ in range(3):
         model(bnp.tensor(rng.standard_normal((5, 3)) * 3 + 1))
-    bnp.checkpoint.save({"bnp": pre.state_dict()}, tmp_path / "ckpt.npz")
-    fresh = BNP(model, rho=0.9)
-    fresh.load_state_dict(bnp.checkpoint.load(tmp_path / "ckpt.npz")["bnp"])
-    for layer in pre.layers:
-        for a, b in zip(pre.statistics(layer), fresh.statistics(layer)):
+    bnp.checkpoint.save({"bnp": pre.state_dict(), "model": model.state_dict()}, tmp_path / "ckpt.npz")
+    state = bnp.checkpoint.load(tmp_path / "ckpt.npz")
+    copy = bnp.nn.models.mlp([3, 4, 2])  # one BNP per layer: the restored one preconditions a copy
+    copy.load_state_dict(state["model"])
+    fresh = BNP(copy, rho=0.9)
+    fresh.load_state_dict(state["bnp"])
+    for layer, twin in zip(pre.layers, fresh.layers):
+        for a, b in zip(pre.statistics(layer), fresh.statistics(twin)):
             np.testing.assert_array_equal(_host(a), _host(b))
     # the count came back too: the next update weighs the batch identically
     batch = bnp.tensor(rng.standard_normal((5, 3)))
     model(batch)
-    for layer in pre.layers:
-        for a, b in zip(pre.statistics(layer), fresh.statistics(layer)):
+    copy(batch)
+    for layer, twin in zip(pre.layers, fresh.layers):
+        for a, b in zip(pre.statistics(layer), fresh.statistics(twin)):
             np.testing.assert_allclose(_host(a), _host(b), rtol=1e-12)
 
 

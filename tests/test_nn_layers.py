@@ -152,7 +152,7 @@ def test_linear_input_errors():
         r"\(N, 784\), got \(32, 100\)$"
     ):
         nn.Linear(784, 256)(bnp.tensor(np.zeros((32, 100))))
-    with pytest.raises(ValueError, match="sizes must be positive"):
+    with pytest.raises(ValueError, match="must be a positive integer"):
         nn.Linear(0, 3)
 
 

@@ -31,6 +31,11 @@ def as_tensor(x: Any, like: Tensor | None = None, op: str = "") -> Tensor:
                 f"'{backend.get_backend()}' backend; convert it with bnp.tensor(...) first"
             )
         return Tensor(x)
+    if isinstance(x, (list, tuple)):  # accepted wherever arrays are; floats take the dtype of ``like``
+        arr = backend.asarray(x)
+        if arr.dtype.kind == "f" or (like is not None and like.dtype.kind == "f" and arr.dtype.kind in "iub"):
+            arr = arr.astype(like.dtype if like is not None and like.dtype.kind == "f" else backend.get_default_dtype())
+        return Tensor(arr)
     raise TypeError(f"{op or 'operation'}: unsupported operand of type {type(x).__name__}")
 
 

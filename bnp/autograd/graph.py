@@ -110,6 +110,7 @@ def make_node(data: Any, parents: Sequence[Tensor], vjps: Sequence[VJP | _ZeroDe
             out._parents = tuple(parents)
             out._vjps = tuple(vjps)
             out._op = op
+            out._versions = tuple(p._version for p in parents)
         else:
             out._hint = f"its graph was not recorded: '{op}' ran under bnp.no_grad()"
     else:  # pass the reason on, so an error many operations later still names it
@@ -162,6 +163,19 @@ def _reaching(order: list[Tensor], targets: Sequence[Tensor]) -> set[int]:
     return need
 
 
+def _check_versions(order: list[Tensor]) -> None:
+    """Refuse a graph whose inputs were modified in place after it was recorded (tensor.py doc)."""
+    for node in order:
+        for k, (parent, version) in enumerate(zip(node._parents, node._versions)):
+            if parent._version != version:
+                raise RuntimeError(
+                    f"cannot differentiate through '{node._op}' (output shape {node.shape}): its input {k} "
+                    f"(shape {parent.shape}, dtype {parent.dtype}) was modified in place after the graph was "
+                    f"recorded (version {parent._version}, recorded at version {version}; e.g. by an optimizer "
+                    "step or load_state_dict); recompute the loss from the current values"
+                )
+
+
 def _freed_error(node: Tensor) -> RuntimeError:
     return RuntimeError(
         f"cannot backpropagate through '{node._op}' (output shape {node.shape}): its graph was freed by an "
@@ -211,6 +225,7 @@ def _run(
 ) -> dict[int, tuple[Tensor, Tensor]]:
     """The reverse pass: {id: (node, gradient)} for the leaves, or for ``targets``."""
     order = _toposort(outputs)
+    _check_versions(order)
     need = _reaching(order, targets) if targets is not None else None
     keep = {id(t) for t in targets} if targets is not None else None
     grads: dict[int, Tensor] = {}
@@ -301,6 +316,10 @@ def grad(
     Returns:
         a tuple with one gradient per input, each of shape ``input.shape``
         (``(B,) + input.shape`` when batched).
+
+    Raises:
+        RuntimeError: the graph was freed, or one of its inputs was modified in
+            place since it was recorded (an optimizer step, say: see tensor.py).
     """
     outs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
     ins = [inputs] if isinstance(inputs, Tensor) else list(inputs)

@@ -12,6 +12,11 @@ params), not Tensors: they are results of differentiation, not nodes of a
 graph to differentiate further (as in JAX's ``hessian`` / ``jvp``). All three
 check their input alike: params that require grad, a one-element loss, vectors
 of the params' shapes.
+
+Only training changes training state: all three run the function they are
+given inside :class:`bnp.frozen_statistics`, so a model in training mode is
+differentiated through the batch statistics its BN/FN layers compute, but no
+running statistic, buffer or counter (BN, FN, BNP) moves.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 from .. import backend
+from ..statistics_mode import frozen_statistics
 from .graph import grad
 from .shapes import concatenate, reshape
 from .tensor import Tensor
@@ -37,7 +43,8 @@ def _params(params: Tensor | Sequence[Tensor], where: str, name: str = "params")
 
 
 def _scalar_loss(loss_fn: Callable[[], Tensor], where: str) -> Tensor:
-    loss = loss_fn()
+    with frozen_statistics():
+        loss = loss_fn()
     if not isinstance(loss, Tensor) or loss.size != 1:
         shape = getattr(loss, "shape", type(loss).__name__)
         raise ValueError(f"{where}: loss_fn must return a one-element Tensor, got {shape}")
@@ -167,7 +174,8 @@ def jacobian(fn: Callable[[], Tensor], inputs: Tensor | Sequence[Tensor]) -> Any
         ``fn().shape + (n,)``, n the total number of input entries.
     """
     inputs = _params(inputs, "jacobian", "inputs")
-    out = fn()
+    with frozen_statistics():
+        out = fn()
     if not isinstance(out, Tensor):
         raise ValueError(f"jacobian: fn must return a Tensor, got {type(out).__name__}")
     m = out.size

@@ -3,6 +3,16 @@
 A tensor made by an operation on tensors that require gradients remembers its
 parents and one vector-Jacobian product (VJP) per parent. Nothing else is
 stored: the graph is a set of tensors pointing at their parents.
+
+Version counters (as PyTorch's): ``_version`` counts the in-place updates bnp
+itself makes to a tensor's values (optimizer steps, ``Module.load_state_dict``,
+``zero_grad(set_to_none=False)``, the ``bnp.nn.init`` functions, BN/FN
+``reset_parameters``). A recorded node keeps its parents' versions, and a
+backward pass over a graph whose inputs were modified since refuses (the
+gradient would silently use the new values). Writes by hand to ``.data``
+(``t.data[...] = v``, ``t.data -= v``, ``t.data = other``) are not seen:
+bump ``t._version`` yourself, or recompute the graph, as PyTorch documents
+for ``.data``.
 """
 
 from __future__ import annotations
@@ -25,17 +35,27 @@ class Tensor:
         grad: the accumulated gradient after ``backward()`` (a Tensor) or None.
     """
 
-    __slots__ = ("data", "requires_grad", "grad", "_parents", "_vjps", "_op", "_hint", "__weakref__")
+    __slots__ = ("data", "requires_grad", "grad", "_parents", "_vjps", "_op", "_hint", "_version", "_versions",
+                 "__weakref__")
     __array_ufunc__ = None  # make `ndarray * Tensor` defer to Tensor.__rmul__
 
     def __init__(self, data: Any, requires_grad: bool = False):
-        self.data = backend.ensure_array(data)  # NumPy gives scalars for 0-d results; keep arrays
+        if not backend.is_array(data):
+            data = _from_python(data)  # NumPy scalars (0-d results), lists, numbers
+        if data.dtype.kind not in _NUMERIC:
+            raise TypeError(f"Tensor: data of dtype {data.dtype} ({_KIND_NAMES.get(data.dtype.kind, 'non-numeric')}) "
+                            "cannot be a tensor; expected numbers (float, int or bool)")
+        if requires_grad and data.dtype.kind != "f":
+            raise TypeError(f"Tensor: only floating tensors can require gradients, got dtype {data.dtype}")
+        self.data = data
         self.requires_grad = requires_grad
         self.grad: Tensor | None = None
         self._parents: tuple[Tensor, ...] = ()
         self._vjps: tuple[VJP | None, ...] = ()
         self._op = ""
         self._hint = ""  # why this tensor has no graph, for error messages
+        self._version = 0  # in-place updates so far (module doc)
+        self._versions: tuple[int, ...] = ()  # the parents' versions when this node was recorded
 
     # -- basic facts ---------------------------------------------------------
     @property
@@ -85,7 +105,10 @@ class Tensor:
         return Tensor(self.data)
 
     def requires_grad_(self, flag: bool = True) -> Tensor:
-        self.requires_grad = flag
+        """Set ``requires_grad`` in place (only floating tensors can require gradients); returns self."""
+        if flag and self.dtype.kind != "f":
+            raise TypeError(f"requires_grad_(): only floating tensors can require gradients, got dtype {self.dtype}")
+        self.requires_grad = bool(flag)
         return self
 
     def __repr__(self) -> str:
@@ -97,6 +120,24 @@ class Tensor:
     # need Tensor, so Tensor cannot import them.
 
     __hash__ = object.__hash__  # tensors are graph nodes: identity, not value
+
+
+_NUMERIC = "biufc"  # bool, int, uint, float, complex (complex cannot require grad: only "f" can)
+_KIND_NAMES = {"O": "Python objects", "U": "strings", "S": "bytes", "V": "raw records", "M": "dates", "m": "durations"}
+
+
+def _from_python(data: Any) -> Any:
+    """A backend array for data that is not one: NumPy scalars keep their dtype, Python floats
+    (and lists of them) get the default dtype; anything NumPy cannot make numbers of is refused."""
+    if isinstance(data, Tensor):
+        return data.data  # its array, detached (as Parameter(t) does)
+    if hasattr(data, "dtype"):  # a NumPy scalar: 0-d results of NumPy operations
+        return backend.ensure_array(data) if backend.get_backend() == "numpy" else backend.asarray(data)
+    try:
+        arr = backend.asarray(data)
+    except (ValueError, TypeError) as exc:  # ragged lists and the like
+        raise TypeError(f"Tensor: cannot make an array of {type(data).__name__} data ({exc})") from None
+    return arr.astype(backend.get_default_dtype()) if arr.dtype.kind == "f" else arr
 
 
 def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
@@ -113,7 +154,10 @@ def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
     if isinstance(data, Tensor):
         data = data.data
     source = data
-    arr = backend.asarray(data)
+    try:
+        arr = backend.asarray(data)
+    except (ValueError, TypeError) as exc:  # ragged lists and the like
+        raise TypeError(f"tensor(): cannot make an array of {type(data).__name__} data ({exc})") from None
     if dtype is None and arr.dtype.kind == "f" and not hasattr(data, "dtype"):
         dtype = backend.get_default_dtype()
     if dtype is not None:

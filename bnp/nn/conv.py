@@ -39,11 +39,11 @@ class Conv2d(Module):
         rng: Any = None,
     ):
         super().__init__()
-        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.in_channels = F.positive_int("Conv2d", "in_channels", in_channels)
+        self.out_channels = F.positive_int("Conv2d", "out_channels", out_channels)
         self.kernel_size, self.stride, self.padding = F.conv_geometry("Conv2d", kernel_size, stride, padding)
-        if min(self.in_channels, self.out_channels) < 1:
-            raise ValueError(f"Conv2d: in_channels and out_channels must be >= 1, got in_channels={in_channels}, "
-                             f"out_channels={out_channels}")
+        if not isinstance(bias, bool):
+            raise TypeError(f"Conv2d: bias must be a bool, got {bias!r}")
         dtype = backend.get_default_dtype()
         shape = (self.out_channels, self.in_channels, *self.kernel_size)
         self.weight = Parameter(backend.xp().empty(shape, dtype=dtype))

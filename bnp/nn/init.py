@@ -56,6 +56,7 @@ def get_rng(rng: Any = None) -> numpy.random.Generator:
 def _fill(t: Tensor, host: numpy.ndarray) -> Tensor:
     """Give ``t`` the host values (as its new data), on the active backend, in ``t``'s dtype."""
     t.data = backend.asarray(host.astype(t.dtype, copy=False))
+    t._version += 1
     return t
 
 

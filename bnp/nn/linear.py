@@ -28,14 +28,13 @@ class Linear(Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, rng: Any = None):
         super().__init__()
-        if in_features < 1 or out_features < 1:
-            raise ValueError(
-                f"Linear: sizes must be positive, got in_features={in_features}, out_features={out_features}"
-            )
-        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.in_features = F.positive_int("Linear", "in_features", in_features)
+        self.out_features = F.positive_int("Linear", "out_features", out_features)
+        if not isinstance(bias, bool):
+            raise TypeError(f"Linear: bias must be a bool, got {bias!r}")
         dtype = backend.get_default_dtype()
-        self.weight = Parameter(backend.xp().empty((out_features, in_features), dtype=dtype))
-        self.bias = Parameter(backend.xp().empty((out_features,), dtype=dtype)) if bias else None
+        self.weight = Parameter(backend.xp().empty((self.out_features, self.in_features), dtype=dtype))
+        self.bias = Parameter(backend.xp().empty((self.out_features,), dtype=dtype)) if bias else None
         init.default_init_(self.weight, self.bias, rng)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -233,8 +233,11 @@ class Module:
         for p in self.parameters():
             if set_to_none or p.grad is None:
                 p.grad = None if set_to_none else Tensor(backend.xp().zeros_like(p.data))
+            elif p.grad.requires_grad or p.grad._parents:  # a gradient with a graph (create_graph=True):
+                p.grad = Tensor(backend.xp().zeros_like(p.grad.data))  # zeroing it in place would keep the graph
             else:
                 p.grad.data[...] = 0
+                p.grad._version += 1
 
     # -- saving and loading ---------------------------------------------------------------
     def _state_slots(self) -> OrderedDict[str, tuple[Module, str, str]]:
@@ -291,6 +294,7 @@ class Module:
         for m, kind, name, array in updates:
             if kind == "param":
                 m._parameters[name].data = array
+                m._parameters[name]._version += 1  # graphs recorded before refuse to backpropagate
             else:
                 m._buffers[name] = array
         return IncompatibleKeys(missing, unexpected)

@@ -4,13 +4,24 @@ and :func:`bnp.functional.full_norm`.
 BN's ``momentum`` and FN's ``momentum`` are the weight of the new batch;
 BNP's ``rho`` is the weight of the past: docs/THEORY.md section 4 sets them
 side by side.
+
+Arguments are checked when the layer is made (``num_features`` a positive
+int, ``eps`` finite >= 0, ``momentum`` in [0, 1] for BN or None, (0, 1] for
+FN). A training batch that would make the running statistics non-finite, or
+has no samples, is refused with an error naming the layer, and the buffers
+keep their values. Inside :class:`bnp.frozen_statistics` training mode
+normalizes as usual but no buffer or counter changes.
 """
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 from .. import backend
 from .. import functional as F
 from ..autograd import Tensor
+from ..running_moments import check_eps, check_momentum
+from ..statistics_mode import statistics_frozen
 from .module import Module
 from .parameter import Parameter
 
@@ -24,9 +35,11 @@ class _Normalization(Module):
 
     def __init__(self, num_features: int, eps: float, momentum: float | None, affine: bool):
         super().__init__()
-        if num_features < 1:
-            raise ValueError(f"{type(self).__name__}: num_features must be positive, got {num_features}")
-        self.num_features, self.eps, self.momentum, self.affine = int(num_features), float(eps), momentum, affine
+        where = type(self).__name__
+        num_features = F.positive_int(where, "num_features", num_features)
+        if not isinstance(affine, bool):
+            raise TypeError(f"{where}: affine must be a bool, got {affine!r}")
+        self.num_features, self.eps, self.momentum, self.affine = num_features, check_eps(where, eps), momentum, affine
         xp, dtype = backend.xp(), backend.get_default_dtype()
         if affine:
             self.weight = Parameter(xp.empty(num_features, dtype=dtype))
@@ -50,12 +63,25 @@ class _Normalization(Module):
         if self.affine:
             self.weight.data[...] = 1
             self.bias.data[...] = 0
+            self.weight._version += 1
+            self.bias._version += 1
 
     def _check_input(self, x: Tensor) -> None:
         if x.ndim != self._ndim or x.shape[1] != self.num_features:
             expected = self._layout.format(c=self.num_features)
             raise ValueError(f"{self!r}: expected input of shape {expected}, got {x.shape}")
         self._check_input_dtype(x, self.running_mean.dtype)
+
+    def _normalize(self, fn: Callable[..., Tensor], *args: Any) -> Tensor:
+        """Run ``F.batch_norm`` / ``F.full_norm``; their refusals get this layer's name in front;
+        the batch counter moves only when the statistics did."""
+        try:
+            y = fn(*args)
+        except ValueError as exc:  # NonFiniteError included: it is a ValueError too
+            raise type(exc)(f"{self!r}: {exc}") from None
+        if self.training and not statistics_frozen():
+            self.num_batches_tracked += 1
+        return y
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
@@ -65,19 +91,15 @@ class _BatchNorm(_Normalization):
     """Shared by BatchNorm1d and BatchNorm2d; they differ only in the input's rank."""
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True):
-        super().__init__(num_features, eps, momentum, affine)
+        super().__init__(num_features, eps, check_momentum(type(self).__name__, momentum, allow_none=True), affine)
 
     def forward(self, x: Tensor) -> Tensor:
         self._check_input(x)
         momentum = self.momentum
         if self.training and momentum is None:  # cumulative average over all batches so far
             momentum = 1.0 / (int(self.num_batches_tracked) + 1)
-        y = F.batch_norm(
-            x, self.running_mean, self.running_var, self.weight, self.bias, self.training, momentum, self.eps
-        )
-        if self.training:
-            self.num_batches_tracked += 1
-        return y
+        return self._normalize(F.batch_norm, x, self.running_mean, self.running_var, self.weight, self.bias,
+                               self.training, momentum, self.eps)
 
 
 class BatchNorm1d(_BatchNorm):
@@ -111,17 +133,13 @@ class _FullNorm(_Normalization):
     """Shared by FullNorm1d and FullNorm2d; they differ only in the input's rank."""
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True):
-        if not 0.0 < momentum <= 1.0:
-            raise ValueError(f"{type(self).__name__}: momentum must lie in (0, 1], got {momentum}")
-        super().__init__(num_features, eps, momentum, affine)
+        # (0, 1]: with momentum 0 the long-run weight of a batch would be 0 (and 1 - rho = 0 divides by 0)
+        super().__init__(num_features, eps, check_momentum(type(self).__name__, momentum, allow_zero=False), affine)
 
     def forward(self, x: Tensor) -> Tensor:
         self._check_input(x)
-        y = F.full_norm(x, self.running_mean, self.running_var, self.weight, self.bias, self.training,
-                        self.momentum, self.eps, int(self.num_batches_tracked))
-        if self.training:
-            self.num_batches_tracked += 1
-        return y
+        return self._normalize(F.full_norm, x, self.running_mean, self.running_var, self.weight, self.bias,
+                               self.training, self.momentum, self.eps, int(self.num_batches_tracked))
 
 
 class FullNorm1d(_FullNorm):

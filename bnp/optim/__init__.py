@@ -8,7 +8,7 @@ gradients between ``backward()`` and ``step()`` and works with any of these.
 """
 
 from .adam import Adam
-from .optimizer import Optimizer
+from .optimizer import Optimizer, gradient_array
 from .sgd import SGD
 
-__all__ = ["Optimizer", "SGD", "Adam"]
+__all__ = ["Optimizer", "SGD", "Adam", "gradient_array"]

@@ -78,20 +78,20 @@ class Optimizer:
         for p in self.params:
             if set_to_none or p.grad is None:
                 p.grad = None
+            elif p.grad.requires_grad or p.grad._parents:  # a gradient with a graph (create_graph=True):
+                p.grad = Tensor(backend.xp().zeros_like(p.grad.data))  # zeroing it in place would keep the graph
             else:
                 p.grad.data[...] = 0
+                p.grad._version += 1
 
     def step(self) -> None:
         """Update every parameter that has a gradient, in place."""
-        for p, state in zip(self.params, self.state, strict=True):
+        for i, (p, state) in enumerate(zip(self.params, self.state, strict=True)):
             if p.grad is None:
                 continue
-            grad = p.grad.data
-            if grad.shape != p.data.shape:
-                raise ValueError(
-                    f"{type(self).__name__}.step(): gradient of shape {grad.shape} for a parameter of shape {p.shape}"
-                )
+            grad = gradient_array(p, f"{type(self).__name__}.step(): parameter {i}")
             self._update(p, grad, state)
+            p._version += 1  # graphs recorded before this step refuse to backpropagate (autograd/tensor.py)
 
     def _update(self, p: Tensor, grad: Any, state: dict[str, Any]) -> None:
         raise NotImplementedError
@@ -164,6 +164,30 @@ class Optimizer:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v}" for k, v in self.defaults.items())
         return f"{type(self).__name__}({len(self.params)} parameters, {args})"
+
+
+def gradient_array(p: Tensor, where: str) -> Any:
+    """``p.grad`` as a backend array of ``p``'s shape and dtype.
+
+    A gradient assigned by hand may be a Tensor, a backend array or a list; it
+    is stored back as a Tensor (so ``p.grad.data`` works for every reader). A
+    different shape, a non-numeric dtype, or anything else is refused.
+    """
+    g = p.grad
+    if not isinstance(g, Tensor):
+        if not (backend.is_array(g) or isinstance(g, (list, tuple))):
+            raise TypeError(f"{where}: .grad must be a Tensor or an array of shape {p.shape}, "
+                            f"got {type(g).__name__}")
+        g = Tensor(backend.asarray(g))
+        p.grad = g
+    if g.shape != p.shape:
+        raise ValueError(f"{where}: gradient of shape {g.shape} for a parameter of shape {p.shape}")
+    if g.dtype.kind not in "fiu":
+        raise TypeError(f"{where}: gradient of dtype {g.dtype}, expected a floating array")
+    if g.dtype != p.dtype:
+        g = Tensor(g.data.astype(p.dtype))
+        p.grad = g
+    return g.data
 
 
 def _plain(value: Any) -> Any:
