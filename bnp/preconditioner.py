@@ -88,6 +88,37 @@ def _sum_offsets(G: Any) -> Any:
     return G[:, :, 0] if G.shape[2] == 1 else G.sum(axis=2)
 
 
+def _column_means(rows: Any) -> Any:
+    """``rows.mean(axis=0)`` for rows (m, n), to the bit, without NumPy's slow reduction over narrow rows.
+
+    For C-contiguous rows with n > 1, NumPy's axis-0 reduction adds the rows
+    one after the other, one short inner loop per row (12544 rows of 8
+    channels: 0.2 ms); ``einsum`` adds them in the same order with a faster
+    loop, and the division is the one ``mean`` does. Otherwise (n = 1, or rows
+    that are a transposed view, as a conv input at batch size 1 gives) NumPy
+    sums pairwise along memory, so ``mean`` is used as it is.
+    """
+    xp = backend.xp()
+    if backend.get_backend() != "numpy" or rows.shape[1] == 1 or not rows.flags.c_contiguous:
+        return rows.mean(axis=0)
+    total = xp.einsum("ij->j", rows)
+    return xp.true_divide(total, xp.intp(rows.shape[0]), out=total, casting="unsafe")
+
+
+def _minus_row(rows: Any, row: Any, groups: int) -> Any:
+    """``rows - row`` (each of the m rows minus the same n-vector), elementwise the same.
+
+    The m rows are ``groups`` equal blocks (the samples of a batch): seen as
+    ``groups`` long rows minus the vector tiled, NumPy's inner loop runs over
+    a whole sample instead of n values (channels) at a time.
+    """
+    m, n = rows.shape
+    if n > 64 or m % groups or m == groups or backend.get_backend() != "numpy" or not rows.flags.c_contiguous:
+        return rows - row
+    per = m // groups
+    return (rows.reshape(groups, per * n) - backend.xp().tile(row, per)).reshape(m, n)
+
+
 def precondition_whitened(grad_w: Any, grad_b: Any | None, mean: Any, cov: Any, eps: float) -> tuple[Any, Any]:
     """``P P^T`` with the full covariance: ``G_W' = (G_W - g_b mu^T)(S + eps I)^-1``.
 
@@ -175,18 +206,18 @@ class BNP:
         else:
             rows = a.reshape(-1, n)
         dtype = layer.weight.dtype
-        mean = rows.mean(axis=0)
-        centred = rows - mean
+        mean = _column_means(rows)
+        centred = _minus_row(rows, mean, a.shape[0])
         if self.whiten:
             spread = centred.T @ centred / rows.shape[0]
         else:
             centred *= centred  # in place: this runs on every forward pass
-            spread = centred.mean(axis=0)
+            spread = _column_means(centred)
         moments = self._moments.get(id(layer))
         if moments is None:
             moments = RunningMoments(n, self.rho, self.bias_correction, dtype=dtype, full=self.whiten)
             self._moments[id(layer)] = moments
-        moments.update(mean.astype(dtype), spread.astype(dtype))
+        moments.update(mean.astype(dtype, copy=False), spread.astype(dtype, copy=False))
 
     def statistics(self, layer: Any) -> tuple[Any, Any]:
         """The current (mean, variance) estimates for ``layer`` as backend arrays
