@@ -230,10 +230,11 @@ class BNP:
         moments = self._moments.get(id(layer))
         if moments is None:
             moments = self._new_moments(layer)
-            moments.observe(rows)  # stored only once it holds a batch: step() never sees empty statistics
+            # stored only once it holds a batch: step() never sees empty statistics
+            moments.observe(rows, groups=a.shape[0])
             self._moments[id(layer)] = moments
         else:
-            moments.observe(rows)
+            moments.observe(rows, groups=a.shape[0])
 
     def _new_moments(self, layer: Any) -> RunningMoments:
         n, _ = self._features(layer)

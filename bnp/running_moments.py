@@ -75,12 +75,45 @@ def check_momentum(where: str, momentum: Any, allow_none: bool = False, allow_ze
 
 
 # -- the guard against poisoned statistics -----------------------------------------------
-def batch_moments(data: Any, axes: tuple[int, ...], where: str, full: bool = False) -> tuple[Any, Any]:
+def _column_means(rows: Any) -> Any:
+    """``rows.mean(axis=0)`` for rows (m, n), to the bit, without NumPy's slow reduction over narrow rows.
+
+    For C-contiguous rows with n > 1, NumPy's axis-0 reduction adds the rows
+    one after the other, one short inner loop per row (12544 rows of 8
+    channels: 0.2 ms); ``einsum`` adds them in the same order with a faster
+    loop, and the division is the one ``mean`` does. Otherwise (n = 1, or rows
+    that are a transposed view, as a conv input at batch size 1 gives) NumPy
+    sums pairwise along memory, so ``mean`` is used as it is.
+    """
+    xp = backend.xp()
+    if backend.get_backend() != "numpy" or rows.shape[1] == 1 or not rows.flags.c_contiguous:
+        return rows.mean(axis=0)
+    total = xp.einsum("ij->j", rows)
+    return xp.true_divide(total, xp.intp(rows.shape[0]), out=total, casting="unsafe")
+
+
+def _minus_row(rows: Any, row: Any, groups: int) -> Any:
+    """``rows - row`` (each of the m rows minus the same n-vector), elementwise the same.
+
+    The m rows are ``groups`` equal blocks (the samples of a batch): seen as
+    ``groups`` long rows minus the vector tiled, NumPy's inner loop runs over
+    a whole sample instead of n values (channels) at a time.
+    """
+    m, n = rows.shape
+    if n > 64 or m % groups or m == groups or backend.get_backend() != "numpy" or not rows.flags.c_contiguous:
+        return rows - row
+    per = m // groups
+    return (rows.reshape(groups, per * n) - backend.xp().tile(row, per)).reshape(m, n)
+
+
+def batch_moments(data: Any, axes: tuple[int, ...], where: str, full: bool = False, groups: int = 1) -> tuple[Any, Any]:
     """Mean and biased variance of a batch over ``axes`` (quietly: the caller checks them).
 
     Shapes: data (..., n) reduced over ``axes`` to (n,); with ``full`` data is
     (rows, n) and the second result the covariance (n, n).
     Raises ValueError for a batch with no samples (its moments do not exist).
+    Rows (m, n) reduced over axis 0 take a faster path with the same bits;
+    ``groups`` says they are that many equal blocks (the samples of a batch).
     """
     count = 1
     for ax in axes:
@@ -88,14 +121,18 @@ def batch_moments(data: Any, axes: tuple[int, ...], where: str, full: bool = Fal
     if count == 0:
         raise ValueError(f"{where}: the batch has no samples (input of shape {tuple(data.shape)}); "
                          "its statistics do not exist, so nothing was folded into the running ones")
+    rows = data.ndim == 2 and tuple(axes) == (0,)
     with backend.quiet_float_errors():
-        mean = data.mean(axis=axes)
-        keep = tuple(1 if ax in axes else s for ax, s in enumerate(data.shape))
-        centred = data - mean.reshape(keep)
+        if rows:
+            mean = _column_means(data)
+            centred = _minus_row(data, mean, groups)
+        else:
+            mean = data.mean(axis=axes)
+            centred = data - mean.reshape(tuple(1 if ax in axes else s for ax, s in enumerate(data.shape)))
         if full:
             return mean, centred.T @ centred / count
         centred *= centred  # in place: this runs on every training forward pass
-        return mean, centred.mean(axis=axes)
+        return mean, _column_means(centred) if rows else centred.mean(axis=axes)
 
 
 def check_finite(where: str, **arrays: Any) -> None:
@@ -189,9 +226,10 @@ class RunningMoments:
         self.mean, self.var = mean, var
         self.count += 1
 
-    def observe(self, rows: Any) -> None:
-        """Fold in a batch of samples, rows (N, n): its mean and variance (covariance if ``full``)."""
-        mean, spread = batch_moments(rows, (0,), self.name, self.full)
+    def observe(self, rows: Any, groups: int = 1) -> None:
+        """Fold in a batch of samples, rows (N, n): its mean and variance (covariance if ``full``).
+        ``groups``: the rows are that many equal blocks (a conv input's samples), for speed only."""
+        mean, spread = batch_moments(rows, (0,), self.name, self.full, groups)
         self.update(mean.astype(self.mean.dtype, copy=False), spread.astype(self.var.dtype, copy=False))
 
     def state_dict(self) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from bnp.autograd import Tensor
 from bnp.autograd.im2col import unfold
 from bnp.nn import Conv2d, Linear, Sequential, Tanh, init
 from bnp.preconditioner import BNP
+from bnp.running_moments import _column_means, _minus_row
 
 
 def _host(t):
@@ -236,3 +237,16 @@ def test_whitening_rejects_convolutions_and_bad_arguments():
         BNP(Tanh())
     with pytest.raises(ValueError, match="conv_statistics"):
         BNP(Linear(2, 2), conv_statistics="pixel")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(1, 3, 5, 5), (4, 1, 6, 6), (4, 8, 7, 7), (3, 20, 1, 1), (16, 70, 2, 2)])
+def test_input_statistics_equal_numpy_mean_to_the_bit(shape, dtype):
+    """The fast statistics of _observe (BNP's cost per forward pass) give exactly
+    ``rows.mean(0)`` and ``rows - mean``: results of a run do not depend on the speed-up."""
+    rng = np.random.default_rng(3)
+    a = (rng.standard_normal(shape) * 50 + 7).astype(dtype)
+    rows = a.transpose(0, 2, 3, 1).reshape(-1, shape[1])  # a copy, or a view at batch size 1
+    mean = rows.mean(axis=0)
+    assert np.array_equal(_column_means(rows), mean)
+    assert np.array_equal(_minus_row(rows, mean, shape[0]), rows - mean)

@@ -42,7 +42,10 @@ def as_tensor(x: Any, like: Tensor | None = None, op: str = "") -> Tensor:
 def check_same_backend(op: str, *tensors: Tensor) -> None:
     """Refuse to combine a NumPy-backed tensor with a CuPy-backed one."""
     first = type(tensors[0].data)
-    if all(type(t.data) is first for t in tensors):  # the common case, checked cheaply
+    for t in tensors:  # the common case, checked cheaply: every array of one type
+        if type(t.data) is not first:
+            break
+    else:
         return
     kinds = {backend.array_backend(t.data) for t in tensors}
     if len(kinds) > 1:

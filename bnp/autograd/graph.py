@@ -100,7 +100,7 @@ def make_node(data: Any, parents: Sequence[Tensor], vjps: Sequence[VJP | _ZeroDe
         raise TypeError(f"make_node('{op}'): got {len(vjps)} VJPs for {len(parents)} parents; give one per parent "
                         "(ZERO_DERIVATIVE for a parent without a derivative)")
     out = Tensor(data)
-    if any(p.requires_grad for p in parents):
+    if _any_requires_grad(parents):
         for k, vjp in enumerate(vjps):
             if not callable(vjp) and vjp is not ZERO_DERIVATIVE:
                 raise TypeError(f"make_node('{op}'): the VJP of parent {k} is {vjp!r}, expected a function "
@@ -119,6 +119,13 @@ def make_node(data: Any, parents: Sequence[Tensor], vjps: Sequence[VJP | _ZeroDe
                 out._hint = p._hint
                 break
     return out
+
+
+def _any_requires_grad(parents: Sequence[Tensor]) -> bool:
+    for p in parents:  # a plain loop: any() over a generator costs more than the check, once per operation
+        if p.requires_grad:
+            return True
+    return False
 
 
 def _toposort(roots: Sequence[Tensor]) -> list[Tensor]:

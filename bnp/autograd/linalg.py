@@ -15,7 +15,7 @@ from .tensor import Tensor
 def swapaxes(a: Tensor, i: int, j: int) -> Tensor:
     axes = list(range(a.ndim))
     axes[i], axes[j] = axes[j], axes[i]
-    return transpose(a, axes)
+    return transpose(a, axes if a.ndim != 2 else None)  # None: the reversal, the fast path of transpose
 
 
 def _mT(a: Tensor) -> Tensor:
@@ -49,7 +49,8 @@ def matmul(a: Any, b: Any) -> Tensor:
 def _matmul(a: Tensor, b: Tensor) -> Tensor:
     """Both operands at least 2-D, inner sizes already checked."""
     try:
-        backend.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        if a.ndim > 2 or b.ndim > 2:  # plain matrices have no batch axes to check (and this costs microseconds)
+            backend.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     except ValueError:
         raise ValueError(f"matmul: batch axes of shapes {a.shape} and {b.shape} do not broadcast") from None
     out = a.data @ b.data

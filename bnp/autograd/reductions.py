@@ -70,7 +70,7 @@ def sum_to(g: Tensor, shape: tuple[int, ...], out: Tensor) -> Tensor:
     if g.shape[nb:] == tuple(shape):
         return g
     extra = out.ndim - len(shape)
-    axes = tuple(range(nb, nb + extra)) + tuple(
-        nb + extra + i for i, s in enumerate(shape) if s == 1 and out.shape[extra + i] != 1
-    )
-    return reshape(sum(g, axes, keepdims=True), g.shape[:nb] + tuple(shape))
+    kept = tuple(nb + extra + i for i, s in enumerate(shape) if s == 1 and out.shape[extra + i] != 1)
+    if not kept:  # only leading axes to sum away: one node, no reshape (a bias's gradient)
+        return sum(g, tuple(range(nb, nb + extra)))
+    return reshape(sum(g, tuple(range(nb, nb + extra)) + kept, keepdims=True), g.shape[:nb] + tuple(shape))

@@ -36,10 +36,13 @@ def reshape(a: Tensor, shape: Sequence[int]) -> Tensor:
 
 def transpose(a: Tensor, axes: Sequence[int] | None = None) -> Tensor:
     """Permute the axes (reverse them when ``axes`` is None)."""
-    axes = tuple(range(a.ndim))[::-1] if axes is None else tuple(ax % a.ndim for ax in axes)
-    if sorted(axes) != list(range(a.ndim)):
-        raise ValueError(f"transpose: {axes} is not a permutation of the axes of a tensor of shape {a.shape}")
-    inverse = tuple(sorted(range(a.ndim), key=lambda i: axes[i]))
+    if axes is None:  # the reversal: a permutation, and its own inverse
+        axes = inverse = tuple(range(a.ndim - 1, -1, -1))
+    else:
+        axes = tuple(ax % a.ndim for ax in axes)
+        if sorted(axes) != list(range(a.ndim)):
+            raise ValueError(f"transpose: {axes} is not a permutation of the axes of a tensor of shape {a.shape}")
+        inverse = tuple(sorted(range(a.ndim), key=lambda i: axes[i]))
 
     def vjp(g: Tensor, out: Tensor) -> Tensor:
         nb = batch_ndim(g, out)

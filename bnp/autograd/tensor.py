@@ -60,7 +60,7 @@ class Tensor:
     # -- basic facts ---------------------------------------------------------
     @property
     def shape(self) -> tuple[int, ...]:
-        return tuple(self.data.shape)
+        return self.data.shape  # a tuple already (NumPy and CuPy)
 
     @property
     def dtype(self) -> Any:

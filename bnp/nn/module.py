@@ -70,6 +70,8 @@ class Module:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         output = self.forward(*args, **kwargs)
+        if not self._forward_hooks:  # the common case: nothing to copy or call
+            return output
         for hook in list(self._forward_hooks.values()):
             replaced = hook(self, args, output)
             if replaced is not None:
@@ -220,8 +222,13 @@ class Module:
         """Set training mode on this module and all below it; returns self."""
         if not isinstance(mode, bool):
             raise TypeError(f"train(): mode must be a bool, got {type(mode).__name__}")
-        for m in self.modules():
-            m.training = mode
+        stack, seen = [self], set()  # modules() without building names: fit calls this every step
+        while stack:
+            m = stack.pop()
+            if id(m) not in seen:
+                seen.add(id(m))
+                object.__setattr__(m, "training", mode)  # a plain attribute: no registry to consult
+                stack.extend(c for c in m._modules.values() if c is not None)
         return self
 
     def eval(self) -> Module:
