@@ -225,4 +225,6 @@ def test_results_are_identical_for_any_number_of_jobs_and_on_rerun(tmp_path):
         assert main([*argv, "--jobs", jobs, "--out", str(tmp_path / name)]) == 0
         results.append(_without_timings(tmp_path / name / "results.json"))
     assert results[0] == results[1] == results[2]
+    tables = {(tmp_path / name / "table.md").read_text() for name in "abc"}
+    assert len(tables) == 1  # no timings in it: a rerun writes the same text
     assert len(results[0]["runs"]) >= 3 * 2 * 2 and results[0]["complete"]

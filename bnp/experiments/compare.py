@@ -20,8 +20,9 @@ Outputs (in ``--out``), rewritten atomically after each finished row, so that
 a failure or Ctrl-C later keeps them: ``results.json`` (every run, with its
 loss curve; standard JSON: a value that is not a finite number, such as the
 loss of a diverged run, is written as ``null``), ``summary.csv`` (one row per
-model, method and batch size) and ``table.md`` (the table in Markdown, the
-command that made it on its first line); at the end the plots
+model, method and batch size) and ``table.md`` (the table in Markdown without the
+timings, the command that made it on its first line: a rerun writes the same
+text); at the end the plots
 ``loss_curves.png`` and ``accuracy_vs_batch_size.png``.
 
 A run's ``status`` is ``ok``, ``diverged`` (a non-finite loss: a result of
@@ -312,19 +313,20 @@ class _Row:
         else:
             status = "ok" if len(ok) == len(chosen) else "partial"
         failed = [r for r in (chosen or trials) if r["status"] != "ok"]
-        unexpected = sum(r["status"] == "failed" and not r["expected_failure"] for r in self.runs())
+        unexpected = [r for r in self.runs() if r["status"] == "failed" and not r["expected_failure"]]
+        first_error = (unexpected or failed)[0]["error"] if unexpected or failed else ""
         losses = [r["final_loss"] for r in ok]
         accs = [r["test_accuracy"] for r in ok]
         return dict(
             model=self.kind, method=self.method, batch_size=self.batch_size, lr=self.best,
             seeds=len(chosen), seeds_ok=len(ok),
-            status=status, expected_failure=status == "failed" and all(r["expected_failure"] for r in failed),
-            unexpected_failures=unexpected,
+            status=status, unexpected_failures=len(unexpected),
+            expected_failure=status == "failed" and not unexpected and any(r["expected_failure"] for r in failed),
             final_loss_mean=_mean(losses), final_loss_std=_std(losses),
             test_accuracy_mean=_mean(accs), test_accuracy_std=_std(accs),
             seconds_mean=float(np.mean([r["seconds"] for r in (chosen or trials)])),
             lrs_tried=list(self.search.tried), lr_at_edge=self.search.at_edge,
-            error=failed[0]["error"] if failed else "",
+            error=first_error,
         )
 
 
@@ -365,7 +367,8 @@ def run(config: CompareConfig, log: Callable[[str], Any] = print, jobs: int = 1,
               "runs": [], "summary": [], "execution": {"jobs": jobs}}
     start = time.perf_counter()
     if jobs == 1:
-        runner = SerialRunner(lambda _, *task: _guarded_run(*task, data[task[0]], config))
+        # row by row: each row's line as early as possible (the order does not change any result)
+        runner = SerialRunner(lambda _, *task: _guarded_run(*task, data[task[0]], config), priority=lambda t: t[0])
     else:
         runner = PoolRunner(_worker_run, jobs, _worker_init,
                             (backend.get_backend(), str(backend.get_default_dtype()), data, config))
@@ -463,7 +466,8 @@ def _cells(row: dict) -> list[str]:
     else:
         loss = acc = "-"
     if row["status"] == "ok":
-        note = ""
+        note = f"FAILED (unexpected) in {row['unexpected_failures']} lr-search run(s): {row['error']}" \
+            if row["unexpected_failures"] else ""
     elif row["status"] == "diverged":
         note = f"diverged at every rate tried ({min(row['lrs_tried']):g} to {max(row['lrs_tried']):g})"
     elif row["status"] == "partial":
@@ -502,13 +506,18 @@ def _footnotes(result: dict) -> list[str]:
 
 
 def markdown_table(result: dict) -> str:
-    """The table in Markdown; its first line is the command that made it."""
+    """The table in Markdown; its first line is the command that made it. Without the timings, so that a rerun
+    of the command writes the same text (the runs are bit-reproducible): a quoted copy cannot drift."""
     def line(cells):
         return "| " + " | ".join(c.replace("|", "\\|").replace("*", "\\*") for c in cells) + " |"
 
-    lines = [f"`{result['command'] or 'bnp compare'}`", "", line(COLUMNS),
-             "|:--|:--|--:|--:|--:|--:|--:|:--|"]
-    lines += [line(_cells(row)) for row in result["summary"]]
+    seconds = COLUMNS.index("s/run")  # left out: timings change from run to run, the other cells do not
+
+    def drop(cells):
+        return [c for i, c in enumerate(cells) if i != seconds]
+
+    lines = [f"`{result['command'] or 'bnp compare'}`", "", line(drop(COLUMNS)), "|:--|:--|--:|--:|--:|--:|:--|"]
+    lines += [line(drop(_cells(row))) for row in result["summary"]]
     notes = _footnotes(result)
     if notes:
         lines += [""] + [n.replace(EDGE_MARK, "\\" + EDGE_MARK, 1) if n.startswith(EDGE_MARK) else n for n in notes]

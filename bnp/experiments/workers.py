@@ -1,10 +1,11 @@
 """Independent training runs in this process or in worker processes, with the same results.
 
 A runner takes tasks (tuples of arguments) with ``submit`` and hands back
-finished ``(task, result)`` pairs with ``next_done``; tasks start in the order
-they were submitted. ``SerialRunner`` runs them here, one at a time;
+finished ``(task, result)`` pairs with ``next_done``. ``SerialRunner`` runs
+them here, one at a time, in submission order or by a priority;
 ``PoolRunner`` in ``jobs`` processes (``concurrent.futures.ProcessPoolExecutor``,
-spawn context: a fresh interpreter per worker, no state forked from the parent).
+spawn context: a fresh interpreter per worker, no state forked from the parent),
+in submission order.
 
 Bit-identical results for any number of jobs need every run to see the same
 arithmetic: BLAS is pinned to one thread everywhere (a different thread count
@@ -23,7 +24,6 @@ import contextlib
 import multiprocessing
 import os
 import signal
-from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, Callable, Iterator
 
@@ -58,10 +58,11 @@ def _single_threaded_environment() -> Iterator[None]:
 
 
 class SerialRunner:
-    """Runs ``fn(*task)`` in this process, one task per ``next_done`` call, in submission order."""
+    """Runs ``fn(*task)`` in this process, one task per ``next_done`` call: the pending task with the
+    smallest ``priority(task)``, the earliest submitted among equals (default: submission order)."""
 
-    def __init__(self, fn: Callable[..., Any]):
-        self.fn, self._queue = fn, deque()
+    def __init__(self, fn: Callable[..., Any], priority: Callable[[tuple], Any] | None = None):
+        self.fn, self.priority, self._queue = fn, priority, []
 
     def submit(self, task: tuple) -> None:
         self._queue.append(task)
@@ -71,7 +72,9 @@ class SerialRunner:
         return len(self._queue)
 
     def next_done(self) -> tuple[tuple, Any]:
-        task = self._queue.popleft()
+        index = 0 if self.priority is None else min(range(len(self._queue)),
+                                                     key=lambda i: self.priority(self._queue[i]))
+        task = self._queue.pop(index)
         with one_blas_thread():
             return task, self.fn(*task)
 
