@@ -5,8 +5,10 @@ standard JSON, and the same results for any number of worker processes."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -193,9 +195,8 @@ def test_the_expected_failure_is_a_result_not_an_error(tmp_path, capsys):
 
 def test_a_closed_pipe_ends_the_command_quietly(tmp_path):
     """``bnp compare | head -4``: the reader leaves after the header; the next row's line ends the run."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.Popen([sys.executable, "-m", "bnp", "compare", *TINY, "--jobs", "1", "--out", str(tmp_path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_subprocess_env(), cwd=ROOT)
     lines = [proc.stdout.readline() for _ in range(4)]
     assert lines[2].startswith("model method")
     proc.stdout.close()
@@ -203,6 +204,31 @@ def test_a_closed_pipe_ends_the_command_quietly(tmp_path):
     err = proc.stderr.read()
     proc.stderr.close()
     assert err == "" and status == 141  # as a shell reports a command ended by SIGPIPE; no traceback
+
+
+def _subprocess_env() -> dict:
+    return {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
+@pytest.mark.skipif(not hasattr(os, "killpg"), reason="POSIX process groups")
+def test_ctrl_c_with_worker_processes_ends_quietly_and_keeps_the_finished_rows(tmp_path):
+    """Ctrl-C (SIGINT to the process group, as a terminal sends it) while two workers train: the parent
+    alone handles it, ends the workers at once and exits with 130; no traceback, no leaked semaphore."""
+    out = tmp_path / "o"
+    argv = [sys.executable, "-m", "bnp", "compare", "--models", "mlp", "--jobs", "2", "--out", str(out)]
+    proc = subprocess.Popen(argv,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_subprocess_env(), cwd=ROOT,
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    while not proc.stdout.readline().startswith("-----"):
+        pass
+    time.sleep(2.0)  # the workers are training now (the full mlp run takes a minute)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "interrupted; the rows finished so far are in" in err
+    assert "Traceback" not in err and "leaked" not in err
+    if (out / "results.json").exists():  # written after each finished row: complete JSON, never half a file
+        assert not json.loads((out / "results.json").read_text())["complete"]
 
 
 def _without_timings(path: Path) -> dict:

@@ -366,42 +366,53 @@ def run(config: CompareConfig, log: Callable[[str], Any] = print, jobs: int = 1,
               "dtype": str(backend.get_default_dtype()), "command": command, "complete": False,
               "runs": [], "summary": [], "execution": {"jobs": jobs}}
     start = time.perf_counter()
-    if jobs == 1:
-        # row by row: each row's line as early as possible (the order does not change any result)
-        runner = SerialRunner(lambda _, *task: _guarded_run(*task, data[task[0]], config), priority=lambda t: t[0])
-    else:
-        runner = PoolRunner(_worker_run, jobs, _worker_init,
-                            (backend.get_backend(), str(backend.get_default_dtype()), data, config))
-    logged = 0
+    runner = None
     try:
-        for row in rows:
-            for task in row.first_tasks():
-                runner.submit(task)
-        while runner.pending:
-            task, record = runner.next_done()
-            row = rows[task[0]]
-            record["role"] = "lr_search" if record["seed"] == 0 else "seed"
-            if record["status"] == "failed" and not record["expected_failure"]:
-                print(f"bnp compare: run {task[1:]} failed unexpectedly: {record['error']}\n"
-                      f"{record.get('traceback', '')}", file=sys.stderr, flush=True)
-            for new in row.add(record):
-                runner.submit(new)
-            if row.done:
-                finished = [r for r in rows if r.done]
-                result["runs"] = [run for r in finished for run in r.runs()]
-                result["summary"] = [r.summary() for r in finished]
-                result["execution"]["wall_seconds"] = time.perf_counter() - start
-                _write_outputs(result, out)
-                while logged < len(rows) and rows[logged].done:
-                    log(_format_row(rows[logged].summary()))
-                    logged += 1
+        runner = _runner(jobs, data, config)
+        _schedule(rows, runner, result, out, log, start)
     finally:
-        runner.close()
+        if runner is not None:
+            runner.close()
     result["complete"] = True
     result["execution"]["wall_seconds"] = time.perf_counter() - start
     _write_outputs(result, out)
     _plot(result, out)
     return result
+
+
+def _runner(jobs: int, data: dict, config: CompareConfig) -> SerialRunner | PoolRunner:
+    if jobs == 1:
+        # row by row: each row's line as early as possible (the order does not change any result)
+        return SerialRunner(lambda _, *task: _guarded_run(*task, data[task[0]], config), priority=lambda t: t[0])
+    return PoolRunner(_worker_run, jobs, _worker_init,
+                      (backend.get_backend(), str(backend.get_default_dtype()), data, config))
+
+
+def _schedule(rows: list[_Row], runner, result: dict, out: Path, log: Callable[[str], Any], start: float) -> None:
+    """Submit the first tasks of every row, then each row's next tasks as its results come in; write the
+    outputs after each finished row and log the rows' lines in row order."""
+    for row in rows:
+        for task in row.first_tasks():
+            runner.submit(task)
+    logged = 0
+    while runner.pending:
+        task, record = runner.next_done()
+        row = rows[task[0]]
+        record["role"] = "lr_search" if record["seed"] == 0 else "seed"
+        if record["status"] == "failed" and not record["expected_failure"]:
+            print(f"bnp compare: run {task[1:]} failed unexpectedly: {record['error']}\n"
+                  f"{record.get('traceback', '')}", file=sys.stderr, flush=True)
+        for new in row.add(record):
+            runner.submit(new)
+        if row.done:
+            finished = [r for r in rows if r.done]
+            result["runs"] = [run for r in finished for run in r.runs()]
+            result["summary"] = [r.summary() for r in finished]
+            result["execution"]["wall_seconds"] = time.perf_counter() - start
+            _write_outputs(result, out)
+            while logged < len(rows) and rows[logged].done:
+                log(_format_row(rows[logged].summary()))
+                logged += 1
 
 
 def unexpected_failures(result: dict) -> list[dict]:
@@ -618,9 +629,9 @@ def add_parser(sub) -> None:
     option("--momentum", "momentum", type=float_in(0, 1, high_open=True), help="SGD momentum in [0, 1); default 0")
     option("--sorted", "class_sorted", action="store_true",
            help="draw batches sorted by class (non-representative batches)")
-    option("--rho", "bnp_rho", type=float_in(0, 1, high_open=True),
+    option("--rho", "bnp_rho", type=float_in(0, 1, high_open=True), metavar="RHO",
            help=f"BNP running-statistics decay in [0, 1); default {d.bnp_rho}")
-    option("--eps", "bnp_eps", type=float_in(0, math.inf, high_open=True),
+    option("--eps", "bnp_eps", type=float_in(0, math.inf, high_open=True), metavar="EPS",
            help=f"BNP variance floor, >= 0; default {d.bnp_eps}")
     p.add_argument("--out", type=writable_dir, help=f"output directory; default {d.out}")
     p.add_argument("--jobs", type=positive_int,

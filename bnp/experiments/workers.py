@@ -24,8 +24,11 @@ import contextlib
 import multiprocessing
 import os
 import signal
+import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, Callable, Iterator
+
+from tqdm import tqdm
 
 try:
     import threadpoolctl
@@ -55,6 +58,19 @@ def _single_threaded_environment() -> Iterator[None]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+@contextlib.contextmanager
+def _sigint_blocked() -> Iterator[None]:
+    """SIGINT held back (not lost: delivered on exit) in this thread, and blocked in processes started meanwhile."""
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 class SerialRunner:
@@ -87,8 +103,13 @@ _blas_limit = None  # the worker's threadpool limit, kept alive for the worker's
 
 def _worker_start(initializer: Callable[..., None] | None, initargs: tuple) -> None:
     global _blas_limit
-    # Ctrl-C goes to the whole process group: let the parent alone handle it (it ends the workers)
+    # Ctrl-C goes to the whole process group: let the parent alone handle it (it ends the workers). On POSIX
+    # the workers start with SIGINT blocked already (PoolRunner.submit); this covers the other systems.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A worker may be terminated (Ctrl-C, an error): it must own no multiprocessing semaphore, or the
+    # resource tracker reports it leaked. tqdm makes one for its bars (even disabled ones) unless given a lock;
+    # workers draw no bars (--progress needs --jobs 1), so a thread lock does.
+    tqdm.set_lock(threading.RLock())
     if threadpoolctl is not None:
         _blas_limit = threadpoolctl.threadpool_limits(limits=1)
     if initializer is not None:
@@ -114,7 +135,8 @@ class PoolRunner:
         self._order: dict[Future, int] = {}
 
     def submit(self, task: tuple) -> None:
-        future = self._pool.submit(self.fn, *task)
+        with _sigint_blocked():  # workers start in submit: they inherit the mask, so Ctrl-C reaches the parent only
+            future = self._pool.submit(self.fn, *task)
         self._futures[future] = task
         self._order[future] = len(self._order)
 
@@ -138,6 +160,7 @@ class PoolRunner:
                     p.terminate()
             for p in processes:
                 p.join()
+            self._pool.shutdown(wait=True)  # its manager thread closes the queues (no leaked semaphores)
         finally:
             self._futures.clear()
             self._env.__exit__(None, None, None)
