@@ -213,8 +213,10 @@ def run_one(kind: str, method: str, batch_size: int, lr: float, seed: int, array
 
 
 def _no_result(record: dict, status: str, error: str, seconds: float, expected: bool = False, **extra) -> dict:
-    return {**record, "status": status, "expected_failure": expected, "error": error, "final_loss": None,
-            "train_accuracy": None, "test_accuracy": None, "seconds": seconds, "losses": [], **extra}
+    """A run without final numbers: loss +inf if it diverged, else NaN (null in results.json), accuracies NaN."""
+    loss = math.inf if status == "diverged" else math.nan
+    return {**record, "status": status, "expected_failure": expected, "error": error, "final_loss": loss,
+            "train_accuracy": math.nan, "test_accuracy": math.nan, "seconds": seconds, "losses": [], **extra}
 
 
 def _guarded_run(kind: str, method: str, batch_size: int, lr: float, seed: int, arrays, config: CompareConfig) -> dict:
