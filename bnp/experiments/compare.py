@@ -40,6 +40,7 @@ import io
 import json
 import math
 import os
+import shlex
 import sys
 import time
 import traceback
@@ -648,7 +649,7 @@ def _command_line(given: dict) -> str:
     def show(v: Any) -> str:
         if isinstance(v, (tuple, list)):
             return ",".join(show(x) for x in v)
-        return repr(v) if isinstance(v, float) else str(v)
+        return repr(v) if isinstance(v, float) else shlex.quote(str(v))
 
     parts = ["bnp compare"]
     for dest, flag in _RESULT_OPTIONS:

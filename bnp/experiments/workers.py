@@ -13,9 +13,11 @@ may sum a product in a different order). In workers that is done twice: the
 parent sets ``OMP/OPENBLAS/MKL_NUM_THREADS=1`` in the environment the workers
 inherit (read by the BLAS library when a worker first imports NumPy, which the
 spawn start-up does before any initializer runs), and the worker initializer
-calls ``threadpoolctl.threadpool_limits(1)`` when threadpoolctl is installed
-(optional: without it the environment variables alone pin the workers, and the
-serial runner leaves BLAS as it is).
+calls ``threadpoolctl.threadpool_limits(1)``; the serial runner pins this
+process's BLAS the same way while a task runs. threadpoolctl is a dependency
+(setup.cfg); should it be missing, the environment variables still pin the
+workers, but the serial runner cannot change a BLAS that is already loaded, so
+``--jobs 1`` could then differ from ``--jobs N`` in the last bits.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from tqdm import tqdm
 
 try:
     import threadpoolctl
-except ImportError:  # optional: the environment variables below pin the workers' BLAS without it
+except ImportError:  # a dependency; without it, the environment variables below still pin the workers
     threadpoolctl = None
 
 BLAS_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
