@@ -32,6 +32,7 @@ included), for which the theory holds exactly.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 from dataclasses import asdict, dataclass
@@ -51,7 +52,7 @@ from ..optim import SGD
 from ..plotting import headless_pyplot, save
 from ..preconditioner import BNP
 from ..train import fit
-from .arguments import ints, words
+from .arguments import choices, list_of, nonnegative_int, positive_int, quiet_broken_pipe, writable_dir
 
 RANK_RTOL = 1e-9
 METHODS = ("none", "bn", "bnp")
@@ -267,28 +268,50 @@ def _plot(result: dict, out: Path) -> None:
 
 
 # -- command line ----------------------------------------------------------------------
+_EVAL_POOL = 1000  # _model_and_data draws 1000 training samples; the evaluation batch is taken from them
+
+
+def _checkpoints(text: str) -> tuple[int, ...]:
+    return list_of(nonnegative_int, "training steps >= 0", distinct=True)(text)
+
+
+def _eval_size(text: str) -> int:
+    value = positive_int(text)
+    if value > _EVAL_POOL:
+        raise argparse.ArgumentTypeError(f"expected at most {_EVAL_POOL} (the training samples drawn), got {text!r}")
+    return value
+
+
 def add_parser(sub) -> None:
-    d = HessianConfig()
+    d, q = HessianConfig(), HessianConfig.quick_config()
     p = sub.add_parser("hessian", help="per-layer Hessian condition numbers with and without BNP",
+                       argument_default=argparse.SUPPRESS,
                        description="Exact per-layer Hessian blocks of a small MLP and convnet during training "
                        "(none / BN / BNP), their condition numbers before and after the BNP transform, "
-                       "beside THEORY's bounds.")
-    p.add_argument("--models", type=words, default=d.models, help="comma list from mlp,cnn")
-    p.add_argument("--methods", type=words, default=d.methods, help="comma list from none,bn,bnp")
-    p.add_argument("--checkpoints", type=ints, default=d.checkpoints, help="training steps at which to look")
-    p.add_argument("--eval-size", type=int, default=d.eval_size)
-    p.add_argument("--out", default=d.out)
-    p.add_argument("--quick", action="store_true")
+                       "beside THEORY's bounds. Every argument is checked before any training; --quick changes "
+                       "only the defaults of options not given.")
+    p.add_argument("--models", type=choices(("mlp", "cnn"), "model"),
+                   help=f"comma list from mlp,cnn; default {','.join(d.models)}")
+    p.add_argument("--methods", type=choices(METHODS, "method"),
+                   help=f"comma list from {','.join(METHODS)}; default {','.join(d.methods)}")
+    p.add_argument("--checkpoints", type=_checkpoints,
+                   help=f"training steps at which to look; default {','.join(map(str, d.checkpoints))}; "
+                   f"--quick: {','.join(map(str, q.checkpoints))}")
+    p.add_argument("--eval-size", type=_eval_size,
+                   help=f"samples in the evaluation batch, 1 to {_EVAL_POOL}; default {d.eval_size}; "
+                   f"--quick: {q.eval_size}")
+    p.add_argument("--out", type=writable_dir, help=f"output directory; default {d.out}")
+    p.add_argument("--quick", action="store_true", help="smaller networks and fewer steps (seconds)")
 
 
+@quiet_broken_pipe
 def main_from_args(args: argparse.Namespace) -> int:
-    fields = {k: v for k, v in vars(args).items() if k in HessianConfig.__dataclass_fields__}
-    config = HessianConfig.quick_config(**{k: v for k, v in fields.items() if v != getattr(HessianConfig(), k)}) \
-        if args.quick else HessianConfig(**fields)
+    given = {k: v for k, v in vars(args).items() if k in HessianConfig.__dataclass_fields__ and k != "quick"}
+    config = HessianConfig.quick_config(**given) if getattr(args, "quick", False) else HessianConfig(**given)
     print(f"bnp hessian: condition numbers lambda_max/lambda_min+ (rank tolerance {RANK_RTOL:g} * lambda_max; "
           "* = indefinite block, |lambda| ratio); 'bound' = max of THEORY's two lower bounds on kappa(M); "
-          "P from the batch's input statistics")
-    print(HEADER)
-    run(config)
+          "P from the batch's input statistics", flush=True)
+    print(HEADER, flush=True)
+    run(config, log=functools.partial(print, flush=True))
     print(f"\nwrote {config.out}/hessian.json, kappa_vs_step.png, spectra.png")
     return 0
