@@ -72,3 +72,28 @@ def test_hessian_quick_kappa_is_that_of_an_independently_built_block(tmp_path):
     kappa_M = lam.max() / lam.min()
     assert row["live_features"] == row["features"] == n
     assert row["kappa_M"] == pytest.approx(kappa_M, rel=1e3 * n * EPS * kappa_M + 1e-12)
+
+
+def test_hessian_json_is_standard_json_and_written_after_each_study(tmp_path, monkeypatch):
+    """Non-finite numbers are null (no NaN/Infinity tokens); a failure in a later study keeps the earlier rows."""
+    from bnp.experiments import hessian_study
+
+    real_study, calls = hessian_study.study, []
+
+    def study_then_fail(kind, method, config, log=print):
+        calls.append((kind, method))
+        if len(calls) == 2:
+            raise RuntimeError("planted failure in the second study")
+        return real_study(kind, method, config, log)
+
+    monkeypatch.setattr(hessian_study, "study", study_then_fail)
+    config = hessian_study.HessianConfig.quick_config(models=("mlp",), methods=("none", "bn"), out=str(tmp_path))
+    with pytest.raises(RuntimeError, match="planted"):
+        hessian_study.run(config, log=lambda *a: None)
+    text = (tmp_path / "hessian.json").read_text()
+
+    def refuse(token):
+        raise ValueError(f"non-standard JSON token {token}")
+
+    rows = json.loads(text, parse_constant=refuse)["rows"]
+    assert rows and {r["method"] for r in rows} == {"none"}

@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
 import math
 import os
 import shlex
@@ -69,6 +68,7 @@ from .arguments import (
     writable_dir,
 )
 from .lr_grid import LrSearch
+from .outputs import json_text, write_atomically
 from .workers import PoolRunner, SerialRunner
 
 METHODS = ("none", "bn", "bnp", "fn")
@@ -430,30 +430,10 @@ def unexpected_failures(result: dict) -> list[dict]:
 
 
 # -- outputs -----------------------------------------------------------------------------
-def _finite(obj: Any) -> Any:
-    """``obj`` with NumPy scalars as Python numbers and every non-finite float as None (JSON null)."""
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    if isinstance(obj, (np.floating, np.integer, np.bool_)):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that a reader (or a crash) never sees half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _write_outputs(result: dict, out: Path) -> None:
-    _write_atomically(out / "results.json", json.dumps(_finite(result), indent=1, allow_nan=False) + "\n")
-    _write_atomically(out / "summary.csv", _csv_text(result["summary"]))
-    _write_atomically(out / "table.md", markdown_table(result))
+    write_atomically(out / "results.json", json_text(result))
+    write_atomically(out / "summary.csv", _csv_text(result["summary"]))
+    write_atomically(out / "table.md", markdown_table(result))
 
 
 CSV_FIELDS = ("model", "method", "batch_size", "lr", "lr_at_edge", "lrs_tried", "seeds", "seeds_ok", "status",

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -53,6 +52,7 @@ from ..plotting import headless_pyplot, save
 from ..preconditioner import BNP
 from ..train import fit
 from .arguments import choices, list_of, nonnegative_int, positive_int, quiet_broken_pipe, writable_dir
+from .outputs import json_text, write_atomically
 
 RANK_RTOL = 1e-9
 METHODS = ("none", "bn", "bnp")
@@ -218,12 +218,11 @@ def run(config: HessianConfig, log=print) -> dict:
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
+    result = {"config": asdict(config), "rank_rtol": RANK_RTOL, "rows": rows}
     for kind in config.models:
         for method in config.methods:
             rows.extend(study(kind, method, config, log))
-    result = {"config": asdict(config), "rank_rtol": RANK_RTOL, "rows": rows}
-    text = json.dumps(result, indent=1, default=lambda v: str(v))
-    (out / "hessian.json").write_text(text.replace("Infinity", '"inf"').replace("NaN", '"nan"'))
+            write_atomically(out / "hessian.json", json_text(result))  # kept if a later study fails
     _plot(result, out)
     return result
 
