@@ -20,12 +20,12 @@ Both data sets use the same file names, so keep them in separate directories.
 from __future__ import annotations
 
 import os
-import zipfile
 
 import numpy  # host-side file parsing
 
 from .dataset import Dataset
 from .idx import IMAGES_MAGIC, LABELS_MAGIC, DataFileError, read_idx
+from .npz import read_npz
 
 IDX_FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -125,20 +125,8 @@ def _from_idx(paths: dict[str, str]) -> tuple[numpy.ndarray, ...]:
 
 
 def _from_npz(path: str) -> tuple[numpy.ndarray, ...]:
-    try:
-        with numpy.load(path, allow_pickle=False) as npz:
-            missing = {"x_train", "y_train", "x_test", "y_test"} - set(npz.files)
-            if missing:
-                raise DataFileError(
-                    f"{path}: missing arrays {sorted(missing)} (expected x_train, y_train, x_test, y_test)"
-                )
-            arrays = tuple(npz[k] for k in ("x_train", "y_train", "x_test", "y_test"))
-    except (zipfile.BadZipFile, EOFError, OSError) as exc:
-        raise DataFileError(f"{path}: truncated or corrupt .npz file ({exc})") from exc
-    except ValueError as exc:
-        if isinstance(exc, DataFileError):
-            raise
-        raise DataFileError(f"{path}: unreadable without pickle ({exc})") from exc
+    npz = read_npz(path, ("x_train", "y_train", "x_test", "y_test"))
+    arrays = tuple(npz[k] for k in ("x_train", "y_train", "x_test", "y_test"))
     X_train, y_train, X_test, y_test = arrays
     for X, y, part in ((X_train, y_train, "train"), (X_test, y_test, "test")):
         if X.ndim != 3 or X.dtype != numpy.uint8:

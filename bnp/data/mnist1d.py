@@ -33,7 +33,6 @@ import json
 import os
 import random
 import tempfile
-import zipfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -42,6 +41,7 @@ import numpy  # host-side data
 
 from .dataset import Dataset
 from .idx import DataFileError
+from .npz import read_npz
 
 N_CLASSES = 10
 ARRAYS = ("x_train", "y_train", "x_test", "y_test")
@@ -145,19 +145,12 @@ def _check(arrays: dict[str, numpy.ndarray], where: Any) -> None:
 
 def _read(path: Path, version: str, args: dict) -> dict[str, numpy.ndarray]:
     hint = "delete it to rebuild the data set"
+    npz = read_npz(path, ARRAYS + ("args", "version"), hint)
+    arrays = {k: npz[k] for k in ARRAYS}
     try:
-        with numpy.load(path, allow_pickle=False) as npz:
-            missing = set(ARRAYS + ("args", "version")) - set(npz.files)
-            if missing:
-                raise DataFileError(f"{path}: missing arrays {sorted(missing)}; {hint}")
-            arrays = {k: npz[k] for k in ARRAYS}
-            stored_args, stored_version = json.loads(str(npz["args"])), str(npz["version"])
-    except (zipfile.BadZipFile, EOFError, OSError) as exc:
-        raise DataFileError(f"{path}: truncated or corrupt .npz file ({exc}); {hint}") from exc
+        stored_args, stored_version = json.loads(str(npz["args"])), str(npz["version"])
     except ValueError as exc:
-        if isinstance(exc, DataFileError):
-            raise
-        raise DataFileError(f"{path}: unreadable without pickle ({exc}); {hint}") from exc
+        raise DataFileError(f"{path}: its build arguments are not JSON ({exc}); {hint}") from exc
     if stored_args != args or stored_version != version:
         raise DataFileError(
             f"{path}: holds a build by mnist1d {stored_version} with arguments {stored_args}, expected mnist1d "
