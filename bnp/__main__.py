@@ -7,12 +7,12 @@ with ``add_parser(subparsers)`` and ``main_from_args(args) -> int``.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Sequence
 
 from . import __version__, backend
 from .experiments import baseline, compare, hessian_study
+from .experiments.arguments import quiet_broken_pipe
 from .grading import cli as grade_cli
 
 
@@ -45,12 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for command in SUBCOMMANDS.values():
         command.add_parser(sub)
     args = parser.parse_args(argv)
-    try:
-        return SUBCOMMANDS[args.command].main_from_args(args)
-    except BrokenPipeError:  # `bnp ... | head` closed our output: end quietly, as Unix tools do
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())  # Python's final flush must not raise again
-        return 0
+    return quiet_broken_pipe(SUBCOMMANDS[args.command].main_from_args)(args)  # `bnp ... | head` ends quietly
 
 
 if __name__ == "__main__":

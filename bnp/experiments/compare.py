@@ -64,7 +64,6 @@ from .arguments import (
     nonnegative_int,
     positive_float,
     positive_int,
-    quiet_broken_pipe,
     writable_dir,
 )
 from .lr_grid import LrSearch
@@ -651,7 +650,6 @@ def _command_line(given: dict) -> str:
     return " ".join(parts)
 
 
-@quiet_broken_pipe
 def main_from_args(args: argparse.Namespace) -> int:
     given = {k: v for k, v in vars(args).items() if k in CompareConfig.__dataclass_fields__ or k == "quick"}
     quick = given.pop("quick", False)

@@ -51,7 +51,7 @@ from ..optim import SGD
 from ..plotting import headless_pyplot, save
 from ..preconditioner import BNP
 from ..train import fit
-from .arguments import choices, list_of, nonnegative_int, positive_int, quiet_broken_pipe, writable_dir
+from .arguments import choices, list_of, nonnegative_int, positive_int, writable_dir
 from .outputs import json_text, write_atomically
 
 RANK_RTOL = 1e-9
@@ -303,7 +303,6 @@ def add_parser(sub) -> None:
     p.add_argument("--quick", action="store_true", help="smaller networks and fewer steps (seconds)")
 
 
-@quiet_broken_pipe
 def main_from_args(args: argparse.Namespace) -> int:
     given = {k: v for k, v in vars(args).items() if k in HessianConfig.__dataclass_fields__ and k != "quick"}
     config = HessianConfig.quick_config(**given) if getattr(args, "quick", False) else HessianConfig(**given)
