@@ -56,7 +56,8 @@ def test_every_exercise_has_a_skeleton_a_solution_variants_and_a_readme_row():
         assert f"| `{name}` |" in readme, name
         variants = list((VARIANTS / name).glob("*.py"))
         assert sum(_expectation(v)[0] for v in variants) >= 1, f"{name}: no correct variant"
-        assert sum(not _expectation(v)[0] for v in variants) >= 5, f"{name}: fewer than 5 wrong variants"
+        wrong = sum(not _expectation(v)[0] for v in variants) + sum(m[0] == name for m in MUTANTS)
+        assert wrong >= 5, f"{name}: fewer than 5 wrong variants"
         skeleton = (EXERCISES / f"{name}.py").read_text()
         assert "raise NotImplementedError" in skeleton and f"bnp grade {name}" in skeleton
         assert registry.info(name).chapter in skeleton, f"{name}: the skeleton must name its chapter"
@@ -73,8 +74,23 @@ def test_the_solution_passes_and_the_skeleton_fails(name):
     assert not skeleton.passed and skeleton.failure.kind == "not_implemented", str(skeleton)
 
 
-@pytest.mark.parametrize("name, path", _variant_files(), ids=lambda v: v.name if isinstance(v, Path) else v)
-def test_variant(name, path):
+# Wrong answers that differ from the reference solution by one edit are made from it here (one home for the
+# solution's text): (exercise, what the wrong answer does, the solution's line, its wrong form, expectation).
+MUTANTS = [
+    ("im2col_conv", "assign_not_add", "np.add.at(dxp, (slice(None), channel, row, col), dcols)",
+     "dxp[:, channel, row, col] = dcols", 'fail wrong "ADD"'),
+    ("im2col_conv", "db_wrong_axes", "dout.sum(axis=(0, 2, 3))", "dout.sum(axis=(1, 2, 3))", 'fail shape "db"'),
+    ("im2col_conv", "flipped_kernel", "    out = w.reshape(f, -1) @ cols",
+     "    w = w[:, :, ::-1, ::-1]\n    out = w.reshape(f, -1) @ cols", 'fail wrong "flipped"'),
+    ("im2col_conv", "ignores_stride", "wd + 2 * padding, kh, kw, stride)", "wd + 2 * padding, kh, kw, 1)",
+     'fail shape "stride"'),
+    ("im2col_conv", "no_bias", "@ cols + b[None, :, None]", "@ cols", 'fail wrong "out"'),
+    ("im2col_conv", "padding_kept", "return dxp[:, :, padding:padding + h, padding:padding + wd], dw,",
+     "return dxp, dw,", 'fail shape "padding"'),
+]
+
+
+def _check_variant(name: str, path: Path) -> None:
     should_pass, kind, words = _expectation(path)
     report = grading.grade(name, path, max_examples=EXAMPLES)
     if should_pass:
@@ -85,6 +101,20 @@ def test_variant(name, path):
     said = report.failure.message + " " + report.hint
     assert words in said, f"{path.name}: expected {words!r} in the message or hint:\n{report}"
     assert report.hint, "a failing report always carries a hint"
+
+
+@pytest.mark.parametrize("name, path", _variant_files(), ids=lambda v: v.name if isinstance(v, Path) else v)
+def test_variant(name, path):
+    _check_variant(name, path)
+
+
+@pytest.mark.parametrize("name, what, line, wrong, expectation", MUTANTS, ids=[m[1] for m in MUTANTS])
+def test_one_edit_from_the_solution(name, what, line, wrong, expectation, tmp_path):
+    text = (SOLUTIONS / f"{name}.py").read_text()
+    assert text.count(line) == 1, f"the edit {what!r} no longer finds its line in the solution"
+    path = tmp_path / f"bad_{what}.py"
+    path.write_text(f"# grading: {expectation}\n" + text.replace(line, wrong))
+    _check_variant(name, path)
 
 
 # --------------------------------------------------------------------------- the CLI
