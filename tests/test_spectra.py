@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from test_curvature import _mlp
-from test_theory_strategies import EPS, eig_slack, layer_inputs
+from test_theory_strategies import EPS, eig_slack, host_stats, layer_inputs
 
 import bnp
 from bnp import backend, curvature, spectra, theory
@@ -20,10 +20,6 @@ def _np(x):
 def _b(x):
     return backend.asarray(x)
 
-
-def _stats(a):
-    mu, S = theory.batch_statistics(backend.asarray(a))
-    return _np(mu), _np(S)
 
 
 # --------------------------------------------------------------------------- condition numbers
@@ -137,7 +133,7 @@ def test_gram_eigenvalues_resolve_what_eigvalsh_of_M_cannot():
     a = 1e5 + 1e-3 * rng.standard_normal((50, 1))
     at = np.concatenate([a, np.ones((50, 1))], axis=1)
     w = _np(spectra.gram_eigenvalues(_b(at)))
-    mu, S = _stats(a)
+    mu, S = host_stats(a)
     # for n = 1 the spectrum is known in closed form: det M = S, trace M = S + mu^2 + 1
     det, tr = S[0, 0], S[0, 0] + mu[0] ** 2 + 1
     lam_min = det / (tr / 2 + np.sqrt(tr * tr / 4 - det))

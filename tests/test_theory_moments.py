@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 from hypothesis import given
-from test_theory_strategies import EPS, eig_slack, layer_inputs
+from test_theory_strategies import EPS, eig_slack, host_stats, layer_inputs
 
 from bnp import backend, spectra, theory
 
@@ -25,10 +25,6 @@ def _b(x):
     return backend.asarray(x)
 
 
-def _stats(a):
-    mu, S = theory.batch_statistics(backend.asarray(a))
-    return _np(mu), _np(S)
-
 
 def _kappa_interval(w, slack):
     """(lower, upper) bounds on the true kappa = lmax/lmin of a PSD matrix whose eigenvalues are w +- slack."""
@@ -40,7 +36,7 @@ def _kappa_interval(w, slack):
 
 @given(layer_inputs())
 def test_batch_statistics_are_mean_and_biased_covariance(a):
-    mu, S = _stats(a)
+    mu, S = host_stats(a)
     N, n = a.shape
     ref = np.atleast_2d(np.cov(a, rowvar=False, bias=True))
     np.testing.assert_allclose(mu, a.mean(axis=0), rtol=1e-13, atol=0)
@@ -56,7 +52,7 @@ def test_batch_statistics_are_mean_and_biased_covariance(a):
 def test_moment_matrix_has_the_block_form(a):
     N, n = a.shape
     M = _np(theory.moment_matrix(backend.asarray(a)))
-    mu, S = _stats(a)
+    mu, S = host_stats(a)
     B = _np(theory.moment_matrix_from_stats(backend.asarray(mu), backend.asarray(S)))
     # |sum_k at_kp at_kq| <= N sqrt(M_pp M_qq): rounding is relative to that, componentwise
     d = np.sqrt(np.diag(M))
@@ -68,7 +64,7 @@ def test_moment_matrix_has_the_block_form(a):
 @given(layer_inputs())
 def test_lambda_max_of_M_is_at_least_one_plus_mean_squared(a):
     M = _np(theory.moment_matrix(backend.asarray(a)))
-    mu, _ = _stats(a)
+    mu, _ = host_stats(a)
     w = np.linalg.eigvalsh(M)
     bound = theory.lambda_max_lower_bound(backend.asarray(mu))
     # the same sum in another order: equal up to rounding, not bit for bit
@@ -79,7 +75,7 @@ def test_lambda_max_of_M_is_at_least_one_plus_mean_squared(a):
 @given(layer_inputs())
 def test_lambda_min_of_M_is_at_most_spread_along_the_mean(a):
     M = _np(theory.moment_matrix(backend.asarray(a)))
-    mu, S = _stats(a)
+    mu, S = host_stats(a)
     bound = theory.lambda_min_upper_bound(backend.asarray(mu), backend.asarray(S))
     w = np.linalg.eigvalsh(M)
     assert w[0] <= bound + eig_slack(M, a.shape[0])
@@ -94,7 +90,7 @@ def test_lambda_min_of_M_is_at_most_spread_along_the_mean(a):
 def test_kappa_of_M_grows_like_the_fourth_power_of_the_mean(a):
     N = a.shape[0]
     M = _np(theory.moment_matrix(backend.asarray(a)))
-    mu, S = _stats(a)
+    mu, S = host_stats(a)
     bound = theory.kappa_lower_bound_mean(backend.asarray(mu), backend.asarray(S))
     norm = np.linalg.norm(mu)
     m = mu / norm if norm > 0 else np.eye(len(mu))[0]
@@ -114,7 +110,7 @@ def test_kappa_of_M_grows_like_the_fourth_power_of_the_mean(a):
 def test_kappa_of_M_at_least_kappa_of_S_at_least_ratio_of_variances(a):
     N = a.shape[0]
     M = _np(theory.moment_matrix(backend.asarray(a)))
-    _, S = _stats(a)
+    _, S = host_stats(a)
     wM, wS = np.linalg.eigvalsh(M), np.linalg.eigvalsh(S)
     sM, sS = eig_slack(M, N), eig_slack(S, N)
     # the eigenvalue statements of the derivation
@@ -144,7 +140,7 @@ def test_mean_bound_is_sharp_for_isotropic_inputs():
 
 def test_batch_of_one_gives_zero_covariance_and_infinite_bounds():
     a = np.array([[3.0, -1.0, 2.0]])
-    mu, S = _stats(a)
+    mu, S = host_stats(a)
     assert np.all(S == 0) and np.all(mu == a[0])
     assert theory.kappa_lower_bound_mean(backend.asarray(mu), backend.asarray(S)) == math.inf
     assert theory.kappa_lower_bound_scales(backend.asarray(S)) == math.inf

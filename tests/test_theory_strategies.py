@@ -21,7 +21,15 @@ import numpy as np
 from hypothesis import find
 from hypothesis import strategies as st
 
+from bnp import backend, theory
+
 EPS = np.finfo(np.float64).eps
+
+
+def host_stats(a):
+    """Host (NumPy) mean and covariance of a batch of layer inputs, by bnp.theory.batch_statistics."""
+    mu, S = theory.batch_statistics(backend.asarray(a))
+    return backend.to_numpy(mu), backend.to_numpy(S)
 
 
 def eig_slack(A, count):

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
-from test_theory_strategies import EPS, eig_slack, layer_inputs
+from test_theory_strategies import EPS, eig_slack, host_stats, layer_inputs
 
 from bnp import backend, spectra, theory
 
@@ -26,10 +26,6 @@ def _np(x):
 def _b(x):
     return backend.asarray(x)
 
-
-def _stats(a):
-    mu, S = theory.batch_statistics(_b(a))
-    return _np(mu), _np(S)
 
 
 def _kappa_interval(w, slack):
@@ -51,7 +47,7 @@ eps_values = st.sampled_from([0.0, 1e-3, 1.0])
 
 @given(layer_inputs(), eps_values)
 def test_bnp_transform_is_built_from_its_formula(a, eps):
-    mu, S = _stats(a)
+    mu, S = host_stats(a)
     var = np.diag(S)
     if eps == 0 and var.min() <= 0:
         eps = 1e-3  # a batch of one has no spread: THEORY's P needs eps > 0 then
@@ -71,7 +67,7 @@ def test_bnp_transform_is_built_from_its_formula(a, eps):
 @given(layer_inputs(min_batch=2), eps_values)
 def test_transformed_moment_matrix_is_blockdiag_of_scaled_covariance(a, eps):
     N, n = a.shape
-    mu, S = _stats(a)
+    mu, S = host_stats(a)
     var = np.diag(S)
     d = np.sqrt(var + eps)
     T = _np(theory.transformed_moment_matrix(_b(a), _b(mu), _b(var), eps))
@@ -110,7 +106,7 @@ def test_transformed_moments_do_not_depend_on_means_or_scales(a, log_scale, shif
 @given(layer_inputs(min_batch=2))
 def test_kappa_of_transformed_moments_equals_kappa_of_correlation(a):
     N, n = a.shape
-    mu, S = _stats(a)
+    mu, S = host_stats(a)
     R = _np(theory.correlation_matrix(_b(S)))
     np.testing.assert_allclose(np.diag(R), 1.0, rtol=4 * EPS)
     wR = np.linalg.eigvalsh(R)
@@ -135,7 +131,7 @@ def test_kappa_of_transformed_moments_equals_kappa_of_correlation(a):
        st.integers(0, 2**16))
 def test_van_der_sluis_jacobi_scaling_is_within_n_of_the_best(a, kind, seed):
     N, n = a.shape
-    _, S = _stats(a)
+    _, S = host_stats(a)
     rng = np.random.default_rng(seed)
     if kind == "random":
         e = 10.0 ** rng.uniform(-3, 3, n)
@@ -186,7 +182,7 @@ def test_counterexample_is_the_covariance_of_an_actual_batch():
     z -= z.mean(axis=0)
     z = z @ np.linalg.inv(np.linalg.cholesky(z.T @ z / 10)).T  # now exactly white
     a = 500.0 + z @ np.linalg.cholesky(COUNTEREXAMPLE).T
-    mu, S = _stats(a)
+    mu, S = host_stats(a)
     np.testing.assert_allclose(S, COUNTEREXAMPLE, rtol=1e-9)
     T = theory.transformed_moment_matrix(_b(a))
     assert spectra.condition_number(T) == pytest.approx(6.0, rel=1e-8)
@@ -195,7 +191,7 @@ def test_counterexample_is_the_covariance_of_an_actual_batch():
 
 @given(layer_inputs(), eps_values)
 def test_pp_t_closed_form_and_inverse_of_diagonal_moment_matrix(a, eps):
-    mu, S = _stats(a)
+    mu, S = host_stats(a)
     var = np.diag(S)
     if eps == 0 and var.min() <= 0:
         eps = 1e-3
@@ -219,7 +215,7 @@ _WELL_CONDITIONED = np.array([[1.0, 20.0], [3.0, 14.0], [0.5, 31.0], [2.0, 22.0]
 @example(_WELL_CONDITIONED)
 def test_whitening_transform_makes_the_moments_the_identity(a):
     N, n = a.shape
-    mu, S = _stats(a)
+    mu, S = host_stats(a)
     w = np.linalg.eigvalsh(S)
     kappa = w[-1] / w[0] if w[0] > eig_slack(S, N) else math.inf
     if not kappa < 1e12:  # numerically singular S: its Cholesky factor means nothing
@@ -238,7 +234,7 @@ def test_kappa_identity_needs_the_plain_convention_when_R_is_singular():
     kappa+ = 1, while blockdiag(R, 1) has {0, 1, 2}, kappa+ = 2."""
     a = np.array([[1.0, 3.0], [2.0, 5.0], [4.0, 9.0]])  # second feature = 2 * first + 1: correlation 1
     T = theory.transformed_moment_matrix(_b(a))
-    _, S = _stats(a)
+    _, S = host_stats(a)
     R = theory.correlation_matrix(_b(S))
     np.testing.assert_allclose(_np(R), np.ones((2, 2)), atol=1e-15)
     assert spectra.condition_number(R, psd=True) == pytest.approx(1.0)
@@ -251,7 +247,7 @@ def test_kappa_identity_needs_the_plain_convention_when_R_is_singular():
 def test_whitening_pp_t_is_the_inverse_of_M(a):
     """With the full covariance, P_w P_w^T = M^-1: BNP becomes the input-side K-FAC factor."""
     N, n = a.shape
-    mu, S = _stats(a)
+    mu, S = host_stats(a)
     w = np.linalg.eigvalsh(S)
     if not w[0] > 1e-6 * w[-1]:  # keep to covariances whose Cholesky factor is accurate to ~1e-10
         return
