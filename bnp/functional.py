@@ -248,6 +248,16 @@ def _channel_vector(a: Any, channels: int, name: str, where: str) -> Any:
     return data
 
 
+def _normalization_args(where: str, x: Tensor, running_mean: Any, running_var: Any, eps: float):
+    """What BN and FN check first: the input's layout (reduced axes, broadcast shape), the running
+    statistics as (C,) backend arrays (or None), and ``eps``."""
+    axes, shape = per_channel_layout(x, where)
+    c = x.shape[1]
+    running_mean = _channel_vector(running_mean, c, "running_mean", where)
+    running_var = _channel_vector(running_var, c, "running_var", where)
+    return axes, shape, running_mean, running_var, check_eps(where, eps)
+
+
 def batch_norm(
     x: Tensor,
     running_mean: Any,
@@ -276,11 +286,8 @@ def batch_norm(
     running_mean, running_var (C,) backend arrays (or None in training: no
     update); weight, bias (C,) or None -> same shape as x.
     """
-    axes, shape = per_channel_layout(x, "batch_norm")
+    axes, shape, running_mean, running_var, eps = _normalization_args("batch_norm", x, running_mean, running_var, eps)
     c = x.shape[1]
-    running_mean = _channel_vector(running_mean, c, "running_mean", "batch_norm")
-    running_var = _channel_vector(running_var, c, "running_var", "batch_norm")
-    eps = check_eps("batch_norm", eps)
     if training:
         count = x.size // c
         if count <= 1:
@@ -372,13 +379,9 @@ def full_norm(
     running_mean, running_var (C,) backend arrays; weight, bias (C,) or None
     -> same shape as x.
     """
-    axes, shape = per_channel_layout(x, "full_norm")
-    c = x.shape[1]
     if running_mean is None or running_var is None:
         raise ValueError("full_norm: needs running_mean and running_var (FN normalizes with them in both modes)")
-    running_mean = _channel_vector(running_mean, c, "running_mean", "full_norm")
-    running_var = _channel_vector(running_var, c, "running_var", "full_norm")
-    eps = check_eps("full_norm", eps)
+    axes, shape, running_mean, running_var, eps = _normalization_args("full_norm", x, running_mean, running_var, eps)
     if training:
         momentum = check_momentum("full_norm", momentum)
         if isinstance(num_batches, bool) or int(num_batches) != num_batches or num_batches < 0:
