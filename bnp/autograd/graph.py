@@ -170,17 +170,14 @@ def _reaching(order: list[Tensor], targets: Sequence[Tensor]) -> set[int]:
     return need
 
 
-def _check_versions(order: list[Tensor]) -> None:
-    """Refuse a graph whose inputs were modified in place after it was recorded (tensor.py doc)."""
-    for node in order:
-        for k, (parent, version) in enumerate(zip(node._parents, node._versions)):
-            if parent._version != version:
-                raise RuntimeError(
-                    f"cannot differentiate through '{node._op}' (output shape {node.shape}): its input {k} "
-                    f"(shape {parent.shape}, dtype {parent.dtype}) was modified in place after the graph was "
-                    f"recorded (version {parent._version}, recorded at version {version}; e.g. by an optimizer "
-                    "step or load_state_dict); recompute the loss from the current values"
-                )
+def _stale_error(node: Tensor, k: int, parent: Tensor, version: int) -> RuntimeError:
+    """A graph whose input was modified in place after it was recorded (tensor.py doc)."""
+    return RuntimeError(
+        f"cannot differentiate through '{node._op}' (output shape {node.shape}): its input {k} "
+        f"(shape {parent.shape}, dtype {parent.dtype}) was modified in place after the graph was "
+        f"recorded (version {parent._version}, recorded at version {version}; e.g. by an optimizer "
+        "step or load_state_dict); recompute the loss from the current values"
+    )
 
 
 def _freed_error(node: Tensor) -> RuntimeError:
@@ -232,7 +229,6 @@ def _run(
 ) -> dict[int, tuple[Tensor, Tensor]]:
     """The reverse pass: {id: (node, gradient)} for the leaves, or for ``targets``."""
     order = _toposort(outputs)
-    _check_versions(order)
     need = _reaching(order, targets) if targets is not None else None
     keep = {id(t) for t in targets} if targets is not None else None
     grads: dict[int, Tensor] = {}
@@ -250,7 +246,9 @@ def _run(
                 if node._op and (keep is None or id(node) not in keep or len(keep) > 1):
                     raise _freed_error(node)  # its gradient would have to flow on through a freed graph
                 continue
-            for parent, vjp in zip(node._parents, node._vjps, strict=True):
+            for k, (parent, vjp, version) in enumerate(zip(node._parents, node._vjps, node._versions, strict=True)):
+                if parent._version != version:  # checked on the edges the pass uses, as it walks them
+                    raise _stale_error(node, k, parent, version)
                 if vjp is ZERO_DERIVATIVE or not parent.requires_grad or (need is not None and id(parent) not in need):
                     continue
                 gp = vjp(g, node)
@@ -258,7 +256,7 @@ def _run(
                 grads[pid] = grads[pid] + gp if pid in grads else gp
     if not retain_graph:  # drop the references that keep intermediate arrays alive
         for node in order:
-            node._parents, node._vjps = (), ()
+            node._parents, node._vjps, node._versions = (), (), ()
     return result
 
 
