@@ -72,6 +72,18 @@ class BatchCase:
         return sign * self.mean_ratio * scale + scale * r.standard_normal((self.n, self.d))
 
 
+def gradient_and_statistics(seed: int, weight_shape: tuple[int, ...], features: int, mean_ratio: float,
+                            decades: float, eps: float) -> dict[str, Any]:
+    """A layer's gradients and input statistics for the BNP-update graders: ``grad_w`` of ``weight_shape``,
+    ``grad_b`` (out,), per-feature ``mean`` (``mean_ratio`` standard deviations off zero, random signs) and
+    ``var`` over ``decades`` orders of magnitude."""
+    r = rng(seed)
+    scale = feature_scales(features, decades)
+    return {"grad_w": r.standard_normal(weight_shape), "grad_b": r.standard_normal(weight_shape[0]),
+            "mean": r.choice([-1.0, 1.0], features) * mean_ratio * scale,
+            "var": scale**2 * r.uniform(0.5, 2.0, features), "eps": eps}
+
+
 def batch_cases(max_n: int = 16, max_d: int = 5) -> st.SearchStrategy[BatchCase]:
     return st.builds(BatchCase, n=batch_sizes(max_n), d=st.integers(1, max_d),
                      mean_ratio=st.sampled_from(MEAN_RATIOS), decades=st.sampled_from(DECADES), seed=seeds())

@@ -178,12 +178,8 @@ class ConvUpdateCase:
     seed: int
 
     def arrays(self) -> dict[str, Any]:
-        r = cases.rng(self.seed)
-        scale = cases.feature_scales(self.c, self.decades)
-        return {"grad_w": r.standard_normal((self.out, self.c, self.kh, self.kw)),
-                "grad_b": r.standard_normal(self.out),
-                "mean": r.choice([-1.0, 1.0], self.c) * self.mean_ratio * scale,
-                "var": scale**2 * r.uniform(0.5, 2.0, self.c), "eps": self.eps}
+        return cases.gradient_and_statistics(self.seed, (self.out, self.c, self.kh, self.kw), self.c,
+                                             self.mean_ratio, self.decades, self.eps)
 
 
 class BnpUpdateConv(Exercise):

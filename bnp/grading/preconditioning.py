@@ -54,11 +54,8 @@ class UpdateCase:
     seed: int
 
     def arrays(self) -> dict[str, Any]:
-        r = cases.rng(self.seed)
-        scale = cases.feature_scales(self.n, self.decades)
-        return {"grad_w": r.standard_normal((self.out, self.n)), "grad_b": r.standard_normal(self.out),
-                "mean": r.choice([-1.0, 1.0], self.n) * self.mean_ratio * scale,
-                "var": scale**2 * r.uniform(0.5, 2.0, self.n), "eps": self.eps}
+        return cases.gradient_and_statistics(self.seed, (self.out, self.n), self.n, self.mean_ratio, self.decades,
+                                             self.eps)
 
 
 def bnp_update_reference(grad_w: Any, grad_b: Any, mean: Any, var: Any, eps: float) -> dict[str, Any]:
