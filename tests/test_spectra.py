@@ -191,7 +191,12 @@ def test_lanczos_on_a_network_hessian(seed, loss):
     assert abs(full[0] - w[0]) <= 1e-9 * scale and abs(full[-1] - w[-1]) <= 1e-9 * scale
     part = _np(spectra.lanczos(hvp_fn, n, n // 2, seed=seed))
     assert part[0] >= w[0] - 1e-10 * scale and part[-1] <= w[-1] + 1e-10 * scale  # interlacing
-    assert abs(part[-1] - w[-1]) <= 1e-3 * scale  # the largest converges in n/2 steps
+    # The largest Ritz value converges monotonically: the Krylov spaces of one start vector are nested, so
+    # it never decreases with the number of steps and reaches lambda_max at n. (How fast depends on the
+    # eigenvalue gap: an earlier "within 1e-3 after n/2 steps" was false for some drawn networks.)
+    tops = [_np(spectra.lanczos(hvp_fn, n, k, seed=seed))[-1] for k in (n // 4, n // 2, 3 * n // 4, n)]
+    assert all(a <= b + 1e-10 * scale for a, b in zip(tops, tops[1:])), tops
+    assert abs(tops[1] - part[-1]) <= 1e-12 * scale and abs(tops[-1] - w[-1]) <= 1e-9 * scale
 
 
 def test_hutchinson_is_exact_for_a_diagonal_matrix():
