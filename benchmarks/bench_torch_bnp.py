@@ -1,6 +1,6 @@
 """bnp.torch.BNP's overhead on a PyTorch training step over plain SGD, measured in one run.
 
-    python benchmarks/bench_torch_bnp.py [--quick] [--threads 1]
+    python benchmarks/bench_torch_bnp.py [--quick] [--threads 1] [--clock auto|cpu|wall] [--rounds N]
 
 Models, float32: the 784-256-256-10 ReLU MLP at batch 128, and a small
 ResNet-style convnet (a 3x3 stem, two residual blocks of two 3x3 convolutions,
@@ -15,13 +15,11 @@ when a GPU is present.
 
 from __future__ import annotations
 
-import argparse
-import statistics
-import time
+import dataclasses
 from typing import Callable
 
 import torch
-from bench_nn import limit_threads
+from common import limit_threads, parser, settings
 from torch import nn
 
 import bnp.torch as bt
@@ -65,40 +63,17 @@ def make_step(build: Callable[[], nn.Module], x: torch.Tensor, y: torch.Tensor, 
         if pre is not None:
             pre.step()
         opt.step()
+        if x.device.type == "cuda":
+            torch.cuda.synchronize()  # the timer sees the whole step
 
     return step
 
 
-def min_of_medians(steps: list[Callable[[], None]], rounds: int, repeats: int, warmup: int,
-                   device: torch.device) -> list[float]:
-    """Per step: the smallest over ``rounds`` of the median time (ms) of ``repeats`` alternating runs."""
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    for _ in range(warmup):
-        for step in steps:
-            step()
-    best = [float("inf")] * len(steps)
-    for _ in range(rounds):
-        times: list[list[float]] = [[] for _ in steps]
-        for _ in range(repeats):
-            for step, record in zip(steps, times, strict=True):
-                sync()
-                start = time.perf_counter()
-                step()
-                sync()
-                record.append(time.perf_counter() - start)
-        best = [min(b, 1e3 * statistics.median(t)) for b, t in zip(best, times, strict=True)]
-    return best
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="fewer rounds and repeats")
-    parser.add_argument("--threads", type=int, default=1, help="PyTorch/BLAS threads (0: library defaults)")
-    args = parser.parse_args()
-    rounds, repeats, warmup = (3, 10, 3) if args.quick else (7, 30, 10)
+    args = parser(__doc__).parse_args()
+    cpu_timer = settings(args, repeats=30, quick_repeats=10)
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
-    print(f"torch {torch.__version__}, float32, threads {args.threads or 'default'}; per variant the smallest of "
-          f"{rounds} medians of {repeats} alternating steps, after {warmup} warm-up")
+    print(f"torch {torch.__version__}, float32; {cpu_timer.describe(args.threads)} (wall time on CUDA)")
     print(f"{'model':34} {'device':6} {'SGD ms':>8} {'SGD+BNP ms':>11} {'ratio':>7}  target")
     with limit_threads(args.threads):
         for device in devices:
@@ -109,8 +84,9 @@ def main() -> None:
             ]
             for name, build, x, n in cases:
                 x, y = x.to(device), torch.randint(0, 10, (n,), generator=g).to(device)
-                plain, with_bnp = min_of_medians([make_step(build, x, y, False), make_step(build, x, y, True)],
-                                                 rounds, repeats, warmup, device)
+                timer = cpu_timer if device.type == "cpu" else dataclasses.replace(cpu_timer, clock_name="wall")
+                t = timer.measure({"plain": make_step(build, x, y, False), "bnp": make_step(build, x, y, True)})
+                plain, with_bnp = 1e3 * t["plain"], 1e3 * t["bnp"]
                 ratio = with_bnp / plain
                 verdict = "ok" if ratio <= 1 + TARGET else "MISSED"
                 print(f"{name:34} {device.type:6} {plain:8.3f} {with_bnp:11.3f} {ratio:7.3f}  <= "
