@@ -68,11 +68,13 @@ def save(state: dict[str, Any], path: str | os.PathLike) -> None:
     tree = _encode(state, "", arrays)
     meta = json.dumps({"format": _FORMAT, "version": _VERSION, "tree": tree})
     path = os.fspath(path)
-    _write_atomically({META_KEY: numpy.array(meta), **arrays}, path)
+    write_npz_atomically({META_KEY: numpy.array(meta), **arrays}, path)
 
 
-def _write_atomically(members: dict[str, numpy.ndarray], path: str) -> None:
-    """``numpy.savez`` of ``members`` to a temporary file renamed over ``path`` (module doc)."""
+def write_npz_atomically(members: dict[str, numpy.ndarray], path: str | os.PathLike) -> None:
+    """``numpy.savez`` of ``members`` to a temporary file renamed over ``path`` (module doc): the one
+    atomic ``.npz`` writer of bnp (checkpoints, the MNIST-1D cache)."""
+    path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     global _unnamed_works
     if _unnamed_works:

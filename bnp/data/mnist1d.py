@@ -32,13 +32,13 @@ import hashlib
 import json
 import os
 import random
-import tempfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import numpy  # host-side data
 
+from ..checkpoint import write_npz_atomically
 from .dataset import Dataset
 from .idx import DataFileError
 from .npz import read_npz
@@ -161,13 +161,7 @@ def _read(path: Path, version: str, args: dict) -> dict[str, numpy.ndarray]:
 
 
 def _write(path: Path, arrays: dict[str, numpy.ndarray], version: str, args: dict) -> None:
-    """Write atomically (a temporary file, then a rename): a crash never leaves half a file under the name."""
+    """Write atomically (checkpoint.write_npz_atomically): a crash never leaves half a file under the name."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            numpy.savez(f, **arrays, args=numpy.array(json.dumps(args, sort_keys=True)), version=numpy.array(version))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_npz_atomically({**arrays, "args": numpy.array(json.dumps(args, sort_keys=True)),
+                          "version": numpy.array(version)}, path)
